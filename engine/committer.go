@@ -1,0 +1,177 @@
+package engine
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// badgerEntryOverhead is what Badger adds to len(key)+len(value) when it sizes
+// a transaction entry: 2 meta bytes and 10 bytes for the version suffix.
+const badgerEntryOverhead = 12
+
+// commitMarkerBytes bounds the size of the commit marker entry Badger
+// appends to every transaction ("!badger!txn" plus version and timestamp).
+const commitMarkerBytes = 64
+
+// txnCost is an upper bound on what a set of writes counts against Badger's
+// per-transaction limits.
+type txnCost struct {
+	entries int
+	bytes   int
+}
+
+func (c txnCost) plus(other txnCost) txnCost {
+	return txnCost{entries: c.entries + other.entries, bytes: c.bytes + other.bytes}
+}
+
+func (c txnCost) fits(limit txnCost) bool {
+	return c.entries <= limit.entries && c.bytes <= limit.bytes
+}
+
+// txnLimit returns the largest cost one Badger transaction accepts. Badger
+// rejects a transaction whose entry count or size reaches its limits, and
+// counts one extra entry for the commit marker.
+func txnLimit(db *badger.DB) txnCost {
+	return txnCost{
+		entries: int(db.MaxBatchCount()) - 2,
+		bytes:   int(db.MaxBatchSize()) - 1 - commitMarkerBytes,
+	}
+}
+
+// commitRequest is one Write waiting for its batch to be durable.
+type commitRequest struct {
+	batch *WriteBatch
+	cost  txnCost
+	done  chan error // buffered; receives the commit result once
+}
+
+// committer implements group commit. Badger fsyncs once per transaction, so
+// concurrent writers that each committed their own transaction would each pay
+// an fsync. Instead, writers hand their batches to one goroutine, which merges
+// every batch queued while the previous commit was running into a single
+// transaction, commits it (one fsync), and wakes all of their writers.
+type committer struct {
+	db    *badger.DB
+	limit txnCost
+
+	// mu guards closed. Writers hold it shared while sending on requests, so
+	// stop can close requests only when no send is in flight.
+	mu     sync.RWMutex
+	closed bool
+
+	// requests carries writes to run; it is closed by stop.
+	requests chan *commitRequest
+	// stopped is closed when run has committed every request and returned.
+	stopped chan struct{}
+}
+
+func newCommitter(db *badger.DB) *committer {
+	c := &committer{
+		db:       db,
+		limit:    txnLimit(db),
+		requests: make(chan *commitRequest, 256),
+		stopped:  make(chan struct{}),
+	}
+	go c.run()
+	return c
+}
+
+// submit queues wb, whose cost must fit c.limit, and waits for its commit.
+func (c *committer) submit(wb *WriteBatch, cost txnCost) error {
+	req := &commitRequest{batch: wb, cost: cost, done: make(chan error, 1)}
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		return ErrClosed
+	}
+	c.requests <- req
+	c.mu.RUnlock()
+	return <-req.done
+}
+
+// stop refuses new requests and waits until the queued ones are committed.
+func (c *committer) stop() {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		close(c.requests)
+	}
+	c.mu.Unlock()
+	<-c.stopped
+}
+
+func (c *committer) run() {
+	defer close(c.stopped)
+	var leftover *commitRequest // received but did not fit the last group
+	for {
+		first := leftover
+		if first == nil {
+			var ok bool
+			if first, ok = <-c.requests; !ok {
+				return
+			}
+		}
+		var group []*commitRequest
+		group, leftover = c.gather(first)
+		err := c.commit(group)
+		for _, req := range group {
+			req.done <- err
+		}
+	}
+}
+
+// gather returns first plus the requests already queued behind it that fit in
+// one transaction with it. The first queued request that does not fit is
+// returned as leftover, to start the next group.
+func (c *committer) gather(first *commitRequest) (group []*commitRequest, leftover *commitRequest) {
+	group = []*commitRequest{first}
+	total := first.cost
+	for {
+		select {
+		case req, ok := <-c.requests:
+			if !ok {
+				return group, nil
+			}
+			if !total.plus(req.cost).fits(c.limit) {
+				return group, req
+			}
+			total = total.plus(req.cost)
+			group = append(group, req)
+		default:
+			return group, nil
+		}
+	}
+}
+
+// commit applies the batches of group, in order, in one Badger transaction.
+func (c *committer) commit(group []*commitRequest) error {
+	txn := c.db.NewTransaction(true)
+	defer txn.Discard()
+	for _, req := range group {
+		if err := stageBatch(txn, req.batch); err != nil {
+			return err
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("engine: commit: %w", err)
+	}
+	return nil
+}
+
+// stageBatch adds the operations of wb to txn.
+func stageBatch(txn *badger.Txn, wb *WriteBatch) error {
+	for _, op := range wb.ops {
+		var err error
+		if op.delete {
+			err = txn.Delete(wb.storedKey(op))
+		} else {
+			err = txn.Set(wb.storedKey(op), wb.value(op))
+		}
+		if err != nil {
+			return fmt.Errorf("engine: stage write: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,54 @@
+// Package engine is TinyKV's local storage engine: a Badger v4 database with
+// TiKV's three column families, atomic write batches with group commit, and
+// consistent snapshots. The MVCC layer stores Percolator data in it, and the
+// raft store opens a second Engine in another directory for raft state.
+//
+// # On-disk layout
+//
+// One Badger database per directory. A column family is a one-byte key
+// prefix: CfDefault 'd', CfLock 'l', CfWrite 'w'. The stored key is the prefix
+// followed by the user key, unchanged, so within a CF stored keys sort as
+// user keys do and the CF occupies exactly the stored range [prefix,
+// prefix+1). Values are stored unchanged. Badger keeps one version per key
+// (its own versions are not MVCC versions; TiKV's timestamps live inside the
+// user keys, encoded by the MVCC layer). Values under 1 MiB stay in the LSM
+// tree; larger ones go to Badger's value log.
+//
+// Keys may be empty in every CF (the stored key is then the prefix alone),
+// and sort before all other keys of the CF; the RPC layer rejects empty keys
+// as TiKV does. Keys longer than MaxKeySize are rejected by Write.
+//
+// # Durability
+//
+// Engine.Write returns after its batch is in Badger's write-ahead log. With
+// Options.SyncWrites (the default from DefaultOptions) the log is also
+// synced to disk (msync of the memory-mapped log, once per group commit), so an acknowledged write survives both a process crash (SIGKILL)
+// and a machine crash. Without it, acknowledged writes survive a process
+// crash, and Engine.Sync makes them survive a machine crash.
+//
+// # Atomicity
+//
+// One Write is one Badger transaction: it is applied entirely or not at all,
+// across CFs, both for concurrent readers and after a crash (Badger replays
+// a transaction from its log only when the transaction's commit marker is
+// there). A transaction must fit in one memtable write, so a batch is limited
+// to Engine.MaxBatchEntries operations and Engine.MaxBatchBytes bytes (about
+// 15% of Options.MemTableSize: with the default, ~200k operations or ~19 MiB).
+// Write rejects larger batches with ErrBatchTooLarge rather than split them;
+// Badger's own WriteBatch and managed mode also split silently, so they are
+// not used. WriteNonAtomic splits explicitly and guarantees only that a
+// prefix of its chunks is applied. DeleteRange and DeleteRangeAllCFs are not
+// atomic either.
+//
+// Concurrent Writes are group committed: one goroutine merges the batches
+// queued while the previous commit ran into one transaction (within the same
+// limits), so they share one fsync. Merging preserves each batch's atomicity;
+// batches that were merged become visible and durable together.
+//
+// # Snapshots and iteration
+//
+// Engine.Snapshot returns a read-only Badger transaction: every read through
+// it sees the state as of its creation, across all CFs, and never a part of
+// a Write. Iterators range over one CF within [LowerBound, UpperBound), an
+// empty bound meaning the start or end of the CF, forward or reverse.
+package engine

@@ -1,0 +1,196 @@
+package engine
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// deleteRangeChunk is how many deletes DeleteRange collects before writing
+// them (in as many atomic chunks as they need).
+const deleteRangeChunk = 10_000
+
+// Engine is a Badger database holding the three column families. All methods
+// are safe for concurrent use.
+type Engine struct {
+	db     *badger.DB
+	logger *slog.Logger // never nil
+	// committer performs every write to db, so that writes group commit.
+	committer *committer
+}
+
+// Open opens (creating if needed) the engine stored in dir. With
+// opts.InMemory, dir is ignored. Two engines may be open at once in
+// different directories.
+func Open(dir string, opts Options) (*Engine, error) {
+	if opts.MemTableSize != 0 && opts.MemTableSize < MinMemTableSize {
+		return nil, fmt.Errorf("engine: open %q: MemTableSize %d is below the minimum %d",
+			dir, opts.MemTableSize, MinMemTableSize)
+	}
+	db, err := badger.Open(opts.badgerOptions(dir))
+	if err != nil {
+		return nil, fmt.Errorf("engine: open %q: %w", dir, err)
+	}
+	e := &Engine{db: db, logger: opts.logger(), committer: newCommitter(db)}
+	e.logger.Debug("engine opened", "dir", dir, "in_memory", opts.InMemory,
+		"sync_writes", opts.SyncWrites, "max_batch_entries", e.MaxBatchEntries(),
+		"max_batch_bytes", e.MaxBatchBytes())
+	return e, nil
+}
+
+// Close waits for in-flight writes, then closes the database. Writes that
+// start after Close begins fail with ErrClosed. All snapshots must be closed
+// first, and no method may be called after Close.
+func (e *Engine) Close() error {
+	e.committer.stop()
+	if err := e.db.Close(); err != nil {
+		return fmt.Errorf("engine: close: %w", err)
+	}
+	return nil
+}
+
+// MaxBatchEntries is the largest number of operations one atomic Write takes.
+func (e *Engine) MaxBatchEntries() int { return e.committer.limit.entries }
+
+// MaxBatchBytes is the largest total size one atomic Write takes, counted as
+// Σ(len(key)+len(value)) plus 13 bytes per operation.
+func (e *Engine) MaxBatchBytes() int { return e.committer.limit.bytes }
+
+// Write applies wb atomically: after a crash either all of it or none of it
+// is present, and no snapshot sees part of it. With SyncWrites, it returns
+// once the batch is durable. Concurrent Writes share one commit and one
+// fsync; their order is the order in which they reached the committer.
+//
+// A batch over the atomic limits fails with ErrBatchTooLarge, one with an
+// oversized key with ErrKeyTooLarge; either way nothing is applied. Any other
+// error is an I/O failure after which the engine's state is unknown; callers
+// should treat it as fatal. An empty batch is a no-op.
+func (e *Engine) Write(wb *WriteBatch) error {
+	if wb.Len() == 0 {
+		return nil
+	}
+	if longest := wb.longestKey(); longest > MaxKeySize {
+		return fmt.Errorf("engine: write: key of %d bytes: %w", longest, ErrKeyTooLarge)
+	}
+	cost := wb.cost()
+	if !cost.fits(e.committer.limit) {
+		return fmt.Errorf("engine: write: %d operations, %d bytes (limit %d, %d): %w",
+			cost.entries, cost.bytes, e.MaxBatchEntries(), e.MaxBatchBytes(), ErrBatchTooLarge)
+	}
+	return e.committer.submit(wb, cost)
+}
+
+// WriteNonAtomic applies wb of any size as a sequence of atomic chunks, in
+// order. If it fails or the process crashes part way, a prefix of the chunks
+// is applied and the rest is not. Concurrent snapshots may see a prefix.
+func (e *Engine) WriteNonAtomic(wb *WriteBatch) error {
+	if longest := wb.longestKey(); longest > MaxKeySize {
+		return fmt.Errorf("engine: write: key of %d bytes: %w", longest, ErrKeyTooLarge)
+	}
+	chunk := NewWriteBatch()
+	for _, op := range wb.ops {
+		if chunk.Len() > 0 && !chunk.cost().plus(wb.opCost(op)).fits(e.committer.limit) {
+			if err := e.Write(chunk); err != nil {
+				return err
+			}
+			chunk.Reset()
+		}
+		chunk.addStored(wb.storedKey(op), wb.value(op), op.delete)
+	}
+	return e.Write(chunk)
+}
+
+// Get returns the value of key in cf, or ErrNotFound.
+func (e *Engine) Get(cf CF, key []byte) ([]byte, error) {
+	snap := e.Snapshot()
+	defer snap.Close()
+	return snap.Get(cf, key)
+}
+
+// Scan calls fn for each key of cf within opts' bounds, in opts' order, on a
+// fresh snapshot, until fn returns false. See Snapshot.Scan.
+func (e *Engine) Scan(cf CF, opts IterOptions, fn func(key, value []byte) bool) error {
+	snap := e.Snapshot()
+	defer snap.Close()
+	return snap.Scan(cf, opts, fn)
+}
+
+// Sync makes every acknowledged write durable. It is needed only with
+// SyncWrites off.
+func (e *Engine) Sync() error {
+	if err := e.db.Sync(); err != nil {
+		return fmt.Errorf("engine: sync: %w", err)
+	}
+	return nil
+}
+
+// DeleteRange deletes every key of cf in [start, end); an empty end means the
+// end of the CF. It is not atomic: it commits deletes in chunks, so a crash
+// or error may leave a subset deleted, and keys written into the range while
+// it runs may survive.
+func (e *Engine) DeleteRange(cf CF, start, end []byte) error {
+	snap := e.Snapshot()
+	defer snap.Close()
+	wb := NewWriteBatch()
+	var writeErr error
+	scanErr := snap.Scan(cf, IterOptions{LowerBound: start, UpperBound: end, KeyOnly: true},
+		func(key, _ []byte) bool {
+			wb.Delete(cf, key)
+			if wb.Len() < deleteRangeChunk {
+				return true
+			}
+			writeErr = e.WriteNonAtomic(wb)
+			wb.Reset()
+			return writeErr == nil
+		})
+	if scanErr != nil {
+		return fmt.Errorf("engine: delete range in %s: %w", cf, scanErr)
+	}
+	if writeErr != nil {
+		return fmt.Errorf("engine: delete range in %s: %w", cf, writeErr)
+	}
+	if err := e.WriteNonAtomic(wb); err != nil {
+		return fmt.Errorf("engine: delete range in %s: %w", cf, err)
+	}
+	return nil
+}
+
+// DeleteRangeAllCFs runs DeleteRange on every CF, for UnsafeDestroyRange. It
+// is not atomic, across or within CFs.
+func (e *Engine) DeleteRangeAllCFs(start, end []byte) error {
+	for _, cf := range AllCFs() {
+		if err := e.DeleteRange(cf, start, end); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RangeStats describes the live data in a key range.
+type RangeStats struct {
+	// Keys is the number of keys, summed over the CFs.
+	Keys uint64
+	// Bytes is Σ(len(key)+len(value)) over those keys. It ignores
+	// compression, deleted data not yet compacted, and Badger's overheads.
+	Bytes uint64
+}
+
+// ApproximateSize returns the size of [start, end) summed over all CFs; an
+// empty end means unbounded. It scans keys (not values), so it costs time
+// linear in the number of keys in the range. The result is consistent with
+// one snapshot.
+func (e *Engine) ApproximateSize(start, end []byte) RangeStats {
+	snap := e.Snapshot()
+	defer snap.Close()
+	var stats RangeStats
+	for _, cf := range AllCFs() {
+		it := snap.NewIterator(cf, IterOptions{LowerBound: start, UpperBound: end, KeyOnly: true})
+		for it.Rewind(); it.Valid(); it.Next() {
+			stats.Keys++
+			stats.Bytes += uint64(len(it.Key())) + uint64(it.valueSize())
+		}
+		it.Close()
+	}
+	return stats
+}

@@ -1,0 +1,99 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// DefaultMemTableSize is the memtable size Open uses when
+// Options.MemTableSize is zero. Badger caps one transaction at 15% of a
+// memtable, so this default admits atomic batches of about 200k entries or
+// 19 MiB.
+const DefaultMemTableSize = 128 << 20
+
+// MinMemTableSize is the smallest Options.MemTableSize Open accepts: Badger
+// needs a transaction (15% of a memtable) to hold a 1 MiB value.
+const MinMemTableSize = 8 << 20
+
+// Options configures Open. Start from DefaultOptions: the zero value has
+// SyncWrites off.
+type Options struct {
+	// SyncWrites makes Write return only after its data is fsynced, so an
+	// acknowledged write survives power loss. Without it, acknowledged writes
+	// still survive a process crash (SIGKILL) but not a machine crash.
+	SyncWrites bool
+
+	// InMemory keeps all data in memory, for tests. The dir passed to Open is
+	// ignored and nothing survives Close.
+	InMemory bool
+
+	// Logger receives Badger's warnings and errors; nil discards them.
+	Logger *slog.Logger
+
+	// MemTableSize is the size of one Badger memtable in bytes; it bounds the
+	// largest atomic batch (15% of it). Zero means DefaultMemTableSize;
+	// otherwise it must be at least MinMemTableSize.
+	MemTableSize int64
+
+	// BlockCacheSize is the size of Badger's block cache in bytes. Zero means
+	// Badger's default (256 MiB).
+	BlockCacheSize int64
+}
+
+// DefaultOptions returns durable on-disk options.
+func DefaultOptions() Options {
+	return Options{SyncWrites: true}
+}
+
+func (o Options) logger() *slog.Logger {
+	if o.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return o.Logger
+}
+
+func (o Options) badgerOptions(dir string) badger.Options {
+	badgerDir := dir
+	if o.InMemory {
+		badgerDir = ""
+	}
+	opts := badger.DefaultOptions(badgerDir).
+		WithInMemory(o.InMemory).
+		WithSyncWrites(o.SyncWrites).
+		WithLogger(badgerLogger{o.logger()}).
+		WithLoggingLevel(badger.WARNING).
+		WithDetectConflicts(false).
+		WithMemTableSize(DefaultMemTableSize)
+	if o.MemTableSize > 0 {
+		opts = opts.WithMemTableSize(o.MemTableSize)
+	}
+	if o.BlockCacheSize > 0 {
+		opts = opts.WithBlockCacheSize(o.BlockCacheSize)
+	}
+	return opts
+}
+
+// badgerLogger forwards Badger's warnings and errors to slog and drops its
+// info and debug messages, which are frequent and meant for Badger developers.
+type badgerLogger struct{ logger *slog.Logger }
+
+func (l badgerLogger) Errorf(format string, args ...any) { l.log(slog.LevelError, format, args) }
+
+func (l badgerLogger) Warningf(format string, args ...any) { l.log(slog.LevelWarn, format, args) }
+
+func (l badgerLogger) Infof(string, ...any) {}
+
+func (l badgerLogger) Debugf(string, ...any) {}
+
+func (l badgerLogger) log(level slog.Level, format string, args []any) {
+	ctx := context.Background()
+	if !l.logger.Enabled(ctx, level) {
+		return
+	}
+	message := strings.TrimSpace(fmt.Sprintf(format, args...))
+	l.logger.Log(ctx, level, message, "component", "badger")
+}

@@ -1,0 +1,67 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Snapshot is a consistent read-only view of all CFs as of its creation:
+// writes committed later are invisible to it. Get is safe for concurrent use;
+// each Iterator must stay on one goroutine. Close every iterator before the
+// snapshot, and every snapshot before the engine. An open snapshot holds back
+// Badger's garbage collection of the versions it can see.
+type Snapshot struct {
+	txn *badger.Txn // read-only
+}
+
+// Snapshot returns a view of the engine's current state. It must be closed.
+func (e *Engine) Snapshot() *Snapshot {
+	return &Snapshot{txn: e.db.NewTransaction(false)}
+}
+
+// Close releases the snapshot. Closing it with an iterator still open panics
+// (in Badger); closing it twice is a no-op.
+func (s *Snapshot) Close() { s.txn.Discard() }
+
+// Get returns a copy of the value of key in cf, or ErrNotFound. A present key
+// with an empty value yields a non-nil empty slice.
+func (s *Snapshot) Get(cf CF, key []byte) ([]byte, error) {
+	item, err := s.txn.Get(encodeKey(cf, key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("engine: get %s %q: %w", cf, key, err)
+	}
+	value, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, fmt.Errorf("engine: read value %s %q: %w", cf, key, err)
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	return value, nil
+}
+
+// Scan calls fn for each key of cf within opts' bounds, in opts' order,
+// until fn returns false. key and value are valid only during the call; value
+// is nil when opts.KeyOnly is set.
+func (s *Snapshot) Scan(cf CF, opts IterOptions, fn func(key, value []byte) bool) error {
+	it := s.NewIterator(cf, opts)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		var value []byte
+		if !opts.KeyOnly {
+			var err error
+			if value, err = it.Value(); err != nil {
+				return err
+			}
+		}
+		if !fn(it.Key(), value) {
+			return nil
+		}
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+package pdsvc
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config configures a placement driver server. The TOML names follow PD's
+// configuration file.
+type Config struct {
+	// Name is the member name, unique in the PD cluster.
+	Name string `toml:"name"`
+	// DataDir holds the embedded etcd data.
+	DataDir string `toml:"data-dir"`
+	// ClientURLs are the comma-separated URLs that serve PD gRPC, etcd and
+	// the HTTP API.
+	ClientURLs string `toml:"client-urls"`
+	// AdvertiseClientURLs are the client URLs announced to clients; they
+	// default to ClientURLs.
+	AdvertiseClientURLs string `toml:"advertise-client-urls"`
+	// PeerURLs serve etcd peer traffic.
+	PeerURLs string `toml:"peer-urls"`
+	// AdvertisePeerURLs default to PeerURLs.
+	AdvertisePeerURLs string `toml:"advertise-peer-urls"`
+	// InitialCluster is etcd's initial-cluster; it defaults to this member.
+	InitialCluster string `toml:"initial-cluster"`
+	// MaxRequestBytes bounds one gRPC request to any service on the port.
+	MaxRequestBytes uint `toml:"max-request-bytes"`
+
+	// Logger receives all logs, etcd's included. Nil means slog.Default().
+	Logger *slog.Logger `toml:"-"`
+	// Now is the clock; nil means time.Now. Tests inject it.
+	Now func() time.Time `toml:"-"`
+}
+
+// Defaults for a local single-member PD.
+const (
+	DefaultName            = "pd"
+	DefaultDataDir         = "data/pd"
+	DefaultClientURL       = "http://127.0.0.1:2379"
+	DefaultPeerURL         = "http://127.0.0.1:2380"
+	DefaultMaxRequestBytes = 128 << 20
+)
+
+// withDefaults returns cfg with every unset field filled in.
+func (cfg Config) withDefaults() Config {
+	setDefault(&cfg.Name, DefaultName)
+	setDefault(&cfg.DataDir, DefaultDataDir)
+	setDefault(&cfg.ClientURLs, DefaultClientURL)
+	setDefault(&cfg.AdvertiseClientURLs, cfg.ClientURLs)
+	setDefault(&cfg.PeerURLs, DefaultPeerURL)
+	setDefault(&cfg.AdvertisePeerURLs, cfg.PeerURLs)
+	setDefault(&cfg.InitialCluster, initialCluster(cfg.Name, cfg.AdvertisePeerURLs))
+	if cfg.MaxRequestBytes == 0 {
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return cfg
+}
+
+func setDefault(field *string, value string) {
+	if *field == "" {
+		*field = value
+	}
+}
+
+func initialCluster(name, peerURLs string) string {
+	parts := strings.Split(peerURLs, ",")
+	for i, u := range parts {
+		parts[i] = name + "=" + strings.TrimSpace(u)
+	}
+	return strings.Join(parts, ",")
+}
+
+// parseURLs parses a comma-separated URL list.
+func parseURLs(list string) ([]url.URL, error) {
+	var urls []url.URL
+	for _, s := range strings.Split(list, ",") {
+		u, err := url.Parse(strings.TrimSpace(s))
+		if err != nil {
+			return nil, fmt.Errorf("parse url %q: %w", s, err)
+		}
+		if u.Scheme != "http" || u.Host == "" {
+			return nil, fmt.Errorf("url %q: want http://host:port: %w", s, ErrInvalidValue)
+		}
+		urls = append(urls, *u)
+	}
+	return urls, nil
+}
