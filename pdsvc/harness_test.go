@@ -27,11 +27,19 @@ type testPD struct {
 	conn    *grpc.ClientConn
 	raw     pdpb.PDClient
 	cluster uint64
+	now     func() time.Time // nil: the real clock
 }
 
 func startPD(t testing.TB) *testPD {
 	t.Helper()
+	return startPDWithClock(t, nil)
+}
+
+// startPDWithClock starts a PD whose clock is now.
+func startPDWithClock(t testing.TB, now func() time.Time) *testPD {
+	t.Helper()
 	p := &testPD{
+		now:    now,
 		t:      t,
 		dir:    t.TempDir(),
 		client: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)),
@@ -50,6 +58,7 @@ func (p *testPD) start() {
 		ClientURLs: "http://" + p.client,
 		PeerURLs:   "http://" + p.peer,
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now:        p.now,
 	})
 	if err != nil {
 		p.t.Fatalf("start pd: %v", err)

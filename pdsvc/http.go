@@ -19,18 +19,19 @@ import (
 func (s *Server) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	routes := map[string]http.HandlerFunc{
-		"GET /pd/api/v1/status":           s.handleStatus,
-		"GET /pd/api/v1/version":          s.handleVersion,
-		"GET /pd/api/v1/health":           s.handleHealth,
-		"GET /pd/api/v1/members":          s.handleMembers,
-		"GET /pd/api/v1/cluster":          s.handleCluster,
-		"GET /pd/api/v1/config":           s.handleConfig,
-		"GET /pd/api/v1/stores":           s.handleStores,
-		"GET /pd/api/v1/store/{id}":       s.handleStore,
-		"GET /pd/api/v1/regions":          s.handleRegions,
-		"GET /pd/api/v1/region/id/{id}":   s.handleRegionByID,
-		"GET /pd/api/v1/region/key/{key}": s.handleRegionByKey,
-		"GET /pd/api/v1/min-resolved-ts":  s.handleMinResolvedTS,
+		"GET /pd/api/v1/status":                 s.handleStatus,
+		"GET /pd/api/v1/version":                s.handleVersion,
+		"GET /pd/api/v1/health":                 s.handleHealth,
+		"GET /pd/api/v1/members":                s.handleMembers,
+		"GET /pd/api/v1/cluster":                s.handleCluster,
+		"GET /pd/api/v1/config":                 s.handleConfig,
+		"GET /pd/api/v1/config/cluster-version": s.handleClusterVersion,
+		"GET /pd/api/v1/stores":                 s.handleStores,
+		"GET /pd/api/v1/store/{id}":             s.handleStore,
+		"GET /pd/api/v1/regions":                s.handleRegions,
+		"GET /pd/api/v1/region/id/{id}":         s.handleRegionByID,
+		"GET /pd/api/v1/region/key/{key}":       s.handleRegionByKey,
+		"GET /pd/api/v1/min-resolved-ts":        s.handleMinResolvedTS,
 	}
 	for pattern, handler := range routes {
 		mux.Handle(pattern, s.requireReady(handler))
@@ -75,27 +76,20 @@ func (s *Server) handleVersion(w http.ResponseWriter, _ *http.Request) {
 // that is serving.
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	members, _ := s.members()
-	type health struct {
-		Name       string   `json:"name"`
-		MemberID   uint64   `json:"member_id"`
-		ClientUrls []string `json:"client_urls"`
-		Health     bool     `json:"health"`
-	}
-	result := make([]health, len(members))
+	result := make([]pdhttp.Health, len(members))
 	for i, m := range members {
-		result[i] = health{Name: m.Name, MemberID: m.MemberId, ClientUrls: m.ClientUrls, Health: true}
+		result[i] = pdhttp.Health{Name: m.Name, MemberID: m.MemberId, ClientUrls: m.ClientUrls, Health: true}
 	}
 	writeJSON(w, http.StatusOK, result)
 }
 
 func (s *Server) handleMembers(w http.ResponseWriter, _ *http.Request) {
 	members, self := s.members()
-	writeJSON(w, http.StatusOK, map[string]any{
-		"header":      s.header(),
-		"members":     members,
-		"leader":      self,
-		"etcd_leader": self,
-	})
+	writeJSON(w, http.StatusOK, pdhttp.MembersInfo{Header: s.header(), Members: members, Leader: self, EtcdLeader: self})
+}
+
+func (s *Server) handleClusterVersion(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, Version)
 }
 
 func (s *Server) handleCluster(w http.ResponseWriter, _ *http.Request) {
