@@ -2,6 +2,12 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -132,4 +138,41 @@ func bootstrapOverGRPC(t *testing.T, addr string, clusterID uint64) uint64 {
 		t.Fatalf("bootstrap: %v %v", resp, err)
 	}
 	return ids[0]
+}
+
+// TestPDConfigFile: the TOML file sets the URLs, name and log file; a flag
+// given on the command line overrides the file.
+func TestPDConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	client, peer := hostPort(testutil.FreePort(t)), hostPort(testutil.FreePort(t))
+	logFile := filepath.Join(dir, "pd.log")
+	config := fmt.Sprintf(`name = "from-file"
+data-dir = %q
+client-urls = "http://%s"
+peer-urls = "http://%s"
+
+[log]
+level = "debug"
+[log.file]
+filename = %q
+`, filepath.Join(dir, "data"), client, peer, logFile)
+	configPath := filepath.Join(dir, "pd.toml")
+	require(t, os.WriteFile(configPath, []byte(config), 0o644), "write config")
+	p := startProcess(t, "tinyscheduler-server", "--config", configPath, "--name", "from-flag")
+	waitHTTP(t, "http://"+client+"/pd/api/v1/status")
+
+	resp, err := http.Get("http://" + client + "/pd/api/v1/config")
+	require(t, err, "get config")
+	var cfg map[string]any
+	require(t, json.NewDecoder(resp.Body).Decode(&cfg), "decode config")
+	resp.Body.Close()
+	if cfg["name"] != "from-flag" || cfg["data-dir"] != filepath.Join(dir, "data") {
+		t.Fatalf("config: %v", cfg)
+	}
+	require(t, p.stop(), "stop")
+	logged, err := os.ReadFile(logFile)
+	require(t, err, "read log")
+	if !strings.Contains(string(logged), "pd server ready") || !strings.Contains(string(logged), "level=INFO") {
+		t.Fatalf("log file does not hold the server's records:\n%s", logged)
+	}
 }
