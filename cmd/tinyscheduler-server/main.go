@@ -12,13 +12,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/BurntSushi/toml"
+	"github.com/tinykv/tinykv/internal/logutil"
 	"github.com/tinykv/tinykv/pdsvc"
 )
 
@@ -45,7 +45,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	logger, closeLog, err := newLogger(cfg.Log.File.Filename, cfg.Log.Level)
+	logger, closeLog, err := logutil.New(cfg.Log.File.Filename, cfg.Log.Level)
 	if err != nil {
 		return err
 	}
@@ -109,26 +109,4 @@ func override(dst *string, flagValue string) {
 	if flagValue != "" {
 		*dst = flagValue
 	}
-}
-
-// newLogger builds the process's one logger, writing text records to file
-// (or stderr) at level.
-func newLogger(file, level string) (*slog.Logger, func(), error) {
-	var lvl slog.Level
-	if level == "" {
-		level = "info"
-	}
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return nil, nil, fmt.Errorf("log level %q: %w", level, err)
-	}
-	var out io.Writer = os.Stderr
-	closeFn := func() {}
-	if file != "" {
-		f, err := os.OpenFile(file, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			return nil, nil, fmt.Errorf("open log file: %w", err)
-		}
-		out, closeFn = f, func() { f.Close() }
-	}
-	return slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: lvl})), closeFn, nil
 }

@@ -1,0 +1,94 @@
+package integration
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tikv/client-go/v2/config"
+	"github.com/tikv/client-go/v2/rawkv"
+	"github.com/tikv/client-go/v2/txnkv"
+	"github.com/tinykv/tinykv/internal/testutil"
+)
+
+// cluster is one PD and one store, as real processes on free ports.
+type cluster struct {
+	t        *testing.T
+	pd       *pdProcess
+	store    *process
+	storeDir string
+	addr     string
+	status   string
+}
+
+func startCluster(t *testing.T) *cluster {
+	t.Helper()
+	c := &cluster{
+		t:        t,
+		pd:       startPDProcess(t, t.TempDir(), hostPort(testutil.FreePort(t)), hostPort(testutil.FreePort(t))),
+		storeDir: t.TempDir(),
+		addr:     hostPort(testutil.FreePort(t)),
+		status:   hostPort(testutil.FreePort(t)),
+	}
+	c.startStore()
+	return c
+}
+
+func (c *cluster) startStore() {
+	c.t.Helper()
+	c.store = startProcess(c.t, "tinykv-server", "--pd", c.pd.client, "--addr", c.addr,
+		"--status-addr", c.status, "--data-dir", c.storeDir)
+	waitHTTP(c.t, "http://"+c.status+"/status")
+}
+
+// restartStore kills the store with SIGKILL and starts it again.
+func (c *cluster) restartStore() {
+	c.t.Helper()
+	c.store.kill()
+	c.startStore()
+}
+
+func (c *cluster) txnClient() *txnkv.Client {
+	c.t.Helper()
+	cli, err := txnkv.NewClient([]string{c.pd.client})
+	require(c.t, err, "txnkv client")
+	c.t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+func (c *cluster) rawClient() *rawkv.Client {
+	c.t.Helper()
+	cli, err := rawkv.NewClientWithOpts(context.Background(), []string{c.pd.client}, rawkv.WithSecurity(config.Security{}))
+	require(c.t, err, "rawkv client")
+	c.t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestSmokeTxnAndRaw(t *testing.T) {
+	c := startCluster(t)
+	ctx := ctxT(t)
+	txnCli := c.txnClient()
+	txn, err := txnCli.Begin()
+	require(t, err, "begin")
+	require(t, txn.Set([]byte("k1"), []byte("v1")), "set")
+	require(t, txn.Commit(ctx), "commit")
+	txn2, err := txnCli.Begin()
+	require(t, err, "begin")
+	v, err := txn2.Get(ctx, []byte("k1"))
+	if err != nil || string(v) != "v1" {
+		t.Fatalf("get k1 = %q, %v", v, err)
+	}
+
+	raw := c.rawClient()
+	require(t, raw.Put(ctx, []byte("r1"), []byte("x")), "raw put")
+	got, err := raw.Get(ctx, []byte("r1"))
+	if err != nil || string(got) != "x" {
+		t.Fatalf("raw get = %q, %v", got, err)
+	}
+}

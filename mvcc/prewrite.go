@@ -1,0 +1,348 @@
+package mvcc
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/pingcap/kvproto/pkg/kvrpcpb"
+)
+
+// Prewrite serves KvPrewrite, optimistic and pessimistic (for_update_ts !=
+// 0), with async commit and 1PC.
+//
+// Every mutation is checked first; if any check fails nothing is written
+// and the response carries the errors (KeyIsLocked errors of all keys, or
+// the single other error). TiKV keeps the locks of the keys that passed;
+// dropping them is equivalent because the client retries the whole batch
+// after resolving the locks, and a re-prewrite is idempotent.
+//
+// For async commit and 1PC the locks are put in the concurrency manager's
+// table before max_ts is read; the commit timestamp is then
+// max(max_ts+1, start_ts+1, for_update_ts+1, min_commit_ts). If it exceeds
+// a non-zero max_commit_ts the prewrite falls back to normal 2PC locks and
+// returns min_commit_ts = one_pc_commit_ts = 0.
+func (s *Store) Prewrite(ctx context.Context, req *kvrpcpb.PrewriteRequest) (*kvrpcpb.PrewriteResponse, error) {
+	keys := make([][]byte, len(req.GetMutations()))
+	for i, m := range req.GetMutations() {
+		keys[i] = m.GetKey()
+	}
+	guard := s.latches.Acquire(keys)
+	defer guard.Release()
+
+	p := &prewriter{req: req, cm: s.cm}
+	var keyErrs []*kvrpcpb.KeyError
+	err := s.withReader(ctx, func(r *Reader) (err error) {
+		keyErrs, err = p.checkMutations(r)
+		return err
+	})
+	if err != nil || len(keyErrs) > 0 {
+		return &kvrpcpb.PrewriteResponse{Errors: keyErrs}, err
+	}
+	memLocks := p.chooseCommitTS()
+	defer memLocks.Release()
+	if err := s.storage.Write(ctx, p.modifies()); err != nil {
+		return nil, err
+	}
+	return p.response(), nil
+}
+
+// prewriter carries one Prewrite command through its phases.
+type prewriter struct {
+	req *kvrpcpb.PrewriteRequest
+	cm  *ConcurrencyManager
+	// planned are the locks to write, one per mutation that needs one.
+	planned []plannedLock
+	// existingMinCommitTS is the largest min_commit_ts of locks this
+	// transaction had already prewritten (a retried request).
+	existingMinCommitTS uint64
+	// commitTS is the chosen min_commit_ts (async commit) or commit_ts
+	// (1PC); zero for normal 2PC, including after a fallback.
+	commitTS uint64
+}
+
+// plannedLock is the lock one mutation will write.
+type plannedLock struct {
+	encoded []byte
+	lock    *Lock
+	// longValue goes to CfDefault at start_ts when not nil.
+	longValue []byte
+	// replacesPessimisticLock: the key holds this transaction's pessimistic
+	// lock, which 1PC must delete.
+	replacesPessimisticLock bool
+}
+
+func (p *prewriter) startTS() uint64 { return p.req.GetStartVersion() }
+
+func (p *prewriter) isPessimistic() bool { return p.req.GetForUpdateTs() != 0 }
+
+func (p *prewriter) wantsAsyncOrOnePC() bool {
+	return p.req.GetUseAsyncCommit() || p.req.GetTryOnePc()
+}
+
+// pessimisticAction is the action for mutation i; optimistic transactions
+// and missing entries skip the pessimistic check.
+func (p *prewriter) pessimisticAction(i int) kvrpcpb.PrewriteRequest_PessimisticAction {
+	actions := p.req.GetPessimisticActions()
+	if !p.isPessimistic() || i >= len(actions) {
+		return kvrpcpb.PrewriteRequest_SKIP_PESSIMISTIC_CHECK
+	}
+	return actions[i]
+}
+
+// checkMutations checks every mutation and plans its lock. It returns the
+// KeyErrors that make the prewrite fail, or a storage error.
+func (p *prewriter) checkMutations(r *Reader) ([]*kvrpcpb.KeyError, error) {
+	var locked []*kvrpcpb.KeyError
+	for i, m := range p.req.GetMutations() {
+		err := p.checkMutation(r, m, p.pessimisticAction(i))
+		keyErr, err := splitKeyError(err)
+		if err != nil {
+			return nil, fmt.Errorf("mvcc: prewrite %q: %w", m.GetKey(), err)
+		}
+		if keyErr == nil {
+			continue
+		}
+		if keyErr.Locked == nil {
+			return []*kvrpcpb.KeyError{keyErr}, nil
+		}
+		locked = append(locked, keyErr)
+	}
+	return locked, nil
+}
+
+// checkMutation applies Percolator's prewrite checks to one mutation and,
+// if it needs a lock, adds it to planned.
+func (p *prewriter) checkMutation(r *Reader, m *kvrpcpb.Mutation, action kvrpcpb.PrewriteRequest_PessimisticAction) error {
+	encoded := EncodeKey(m.GetKey())
+	existing, err := r.loadLockEncoded(encoded)
+	if err != nil {
+		return err
+	}
+	ttl, minCommitTS := p.req.GetLockTtl(), p.req.GetMinCommitTs()
+	hasPessimisticLock := false
+	switch {
+	case existing != nil && existing.StartTS != p.startTS():
+		if action == kvrpcpb.PrewriteRequest_DO_PESSIMISTIC_CHECK {
+			return errAbort(ErrPessimisticLockNotFound, "start_ts %d key %q locked by %d", p.startTS(), m.GetKey(), existing.StartTS)
+		}
+		return errKeyIsLocked(existing.LockInfo(m.GetKey()))
+	case existing != nil && existing.Type != LockTypePessimistic:
+		// A retried prewrite: the lock is already there.
+		p.existingMinCommitTS = max(p.existingMinCommitTS, existing.MinCommitTS)
+		return nil
+	case existing != nil:
+		if !p.isPessimistic() {
+			return errAbort(ErrLockTypeNotMatch, "optimistic prewrite of %q found pessimistic lock of %d", m.GetKey(), p.startTS())
+		}
+		hasPessimisticLock = true
+		ttl, minCommitTS = max(ttl, existing.TTL), max(minCommitTS, existing.MinCommitTS)
+	case action == kvrpcpb.PrewriteRequest_DO_PESSIMISTIC_CHECK:
+		return p.missingPessimisticLock(r, encoded, m.GetKey())
+	}
+
+	constraintChecked := false
+	if !hasPessimisticLock && !(!p.isPessimistic() && p.req.GetSkipConstraintCheck()) {
+		if err := p.checkNewerVersion(r, encoded, m, action); err != nil {
+			return err
+		}
+		constraintChecked = true
+	}
+	if m.GetOp() == kvrpcpb.Op_CheckNotExists {
+		// A read: it writes no lock but must move max_ts like one.
+		p.cm.UpdateMaxTS(p.startTS())
+		return nil
+	}
+	if err := p.checkAssertion(r, encoded, m, constraintChecked); err != nil {
+		return err
+	}
+	return p.planLock(encoded, m, ttl, minCommitTS, hasPessimisticLock)
+}
+
+// missingPessimisticLock handles a DoPessimisticCheck key without a lock:
+// fine if the transaction already committed it (a retried request),
+// otherwise PessimisticLockNotFound.
+func (p *prewriter) missingPessimisticLock(r *Reader, encoded, rawKey []byte) error {
+	rec, err := r.txnCommitRecord(encoded, p.startTS())
+	if err != nil {
+		return err
+	}
+	if rec.committed() {
+		return nil
+	}
+	return errAbort(ErrPessimisticLockNotFound, "start_ts %d key %q", p.startTS(), rawKey)
+}
+
+// checkNewerVersion is the write-conflict check: no version may be
+// committed after start_ts (optimistic, or a pessimistic key that needs a
+// constraint check) or after for_update_ts (other pessimistic keys), the
+// transaction must not be rolled back on the key, and Insert /
+// CheckNotExists need the key absent.
+func (p *prewriter) checkNewerVersion(r *Reader, encoded []byte, m *kvrpcpb.Mutation, action kvrpcpb.PrewriteRequest_PessimisticAction) error {
+	commitTS, latest, err := latestWrite(r, encoded)
+	if err != nil {
+		return err
+	}
+	if latest != nil {
+		if err := p.checkConflict(m.GetKey(), commitTS, latest, action); err != nil {
+			return err
+		}
+	}
+	if m.GetOp() != kvrpcpb.Op_Insert && m.GetOp() != kvrpcpb.Op_CheckNotExists {
+		return nil
+	}
+	_, data, err := r.getWriteEncoded(encoded, MaxTS)
+	if err != nil {
+		return err
+	}
+	if data != nil && data.Type == WriteTypePut {
+		return errAlreadyExist(m.GetKey())
+	}
+	return nil
+}
+
+func (p *prewriter) checkConflict(key []byte, commitTS uint64, latest *Write, action kvrpcpb.PrewriteRequest_PessimisticAction) error {
+	switch {
+	case !p.isPessimistic() && commitTS > p.startTS():
+		return errWriteConflict(p.startTS(), latest.StartTS, commitTS, key, p.req.GetPrimaryLock(), kvrpcpb.WriteConflict_Optimistic)
+	case p.isPessimistic() && action == kvrpcpb.PrewriteRequest_DO_CONSTRAINT_CHECK && commitTS > p.startTS():
+		return errWriteConflict(p.startTS(), latest.StartTS, commitTS, key, p.req.GetPrimaryLock(), kvrpcpb.WriteConflict_LazyUniquenessCheck)
+	case p.isPessimistic() && action != kvrpcpb.PrewriteRequest_DO_CONSTRAINT_CHECK &&
+		commitTS > p.req.GetForUpdateTs() && latest.Type != WriteTypeRollback:
+		return errAbort(ErrPessimisticLockNotFound, "start_ts %d key %q has a newer commit at %d", p.startTS(), key, commitTS)
+	}
+	if commitTS == p.startTS() && (latest.Type == WriteTypeRollback || latest.HasOverlappedRollback) {
+		return errWriteConflict(p.startTS(), latest.StartTS, commitTS, key, p.req.GetPrimaryLock(), kvrpcpb.WriteConflict_SelfRolledBack)
+	}
+	return nil
+}
+
+// checkAssertion verifies Assertion_Exist / Assertion_NotExist against the
+// latest committed version. The Fast level checks only keys whose versions
+// the constraint check already read; Strict checks every key.
+func (p *prewriter) checkAssertion(r *Reader, encoded []byte, m *kvrpcpb.Mutation, constraintChecked bool) error {
+	level, assertion := p.req.GetAssertionLevel(), m.GetAssertion()
+	if level == kvrpcpb.AssertionLevel_Off || assertion == kvrpcpb.Assertion_None {
+		return nil
+	}
+	if level == kvrpcpb.AssertionLevel_Fast && !constraintChecked {
+		return nil
+	}
+	commitTS, data, err := r.getWriteEncoded(encoded, MaxTS)
+	if err != nil {
+		return err
+	}
+	exists := data != nil && data.Type == WriteTypePut
+	switch {
+	case assertion == kvrpcpb.Assertion_Exist && !exists:
+		return errAssertionFailed(p.startTS(), m.GetKey(), assertion, 0, 0)
+	case assertion == kvrpcpb.Assertion_NotExist && exists:
+		return errAssertionFailed(p.startTS(), m.GetKey(), assertion, data.StartTS, commitTS)
+	}
+	return nil
+}
+
+// planLock builds the lock of a mutation that passed the checks.
+func (p *prewriter) planLock(encoded []byte, m *kvrpcpb.Mutation, ttl, minCommitTS uint64, replacesPessimistic bool) error {
+	lock := &Lock{
+		Primary:     p.req.GetPrimaryLock(),
+		StartTS:     p.startTS(),
+		TTL:         ttl,
+		ForUpdateTS: p.req.GetForUpdateTs(),
+		TxnSize:     p.req.GetTxnSize(),
+		MinCommitTS: minCommitTS,
+	}
+	planned := plannedLock{encoded: encoded, lock: lock, replacesPessimisticLock: replacesPessimistic}
+	switch m.GetOp() {
+	case kvrpcpb.Op_Put, kvrpcpb.Op_Insert:
+		lock.Type = LockTypePut
+		lock.ShortValue, planned.longValue = splitValue(m.GetValue())
+	case kvrpcpb.Op_Del:
+		lock.Type = LockTypeDelete
+	case kvrpcpb.Op_Lock:
+		lock.Type = LockTypeLock
+	default:
+		return errAbort(ErrInvalidRequest, "prewrite of %q with op %v", m.GetKey(), m.GetOp())
+	}
+	if p.wantsAsyncOrOnePC() {
+		lock.UseAsyncCommit = p.req.GetUseAsyncCommit()
+		if lock.UseAsyncCommit && bytes.Equal(m.GetKey(), p.req.GetPrimaryLock()) {
+			lock.Secondaries = p.req.GetSecondaries()
+		}
+	}
+	p.planned = append(p.planned, planned)
+	return nil
+}
+
+// chooseCommitTS computes the async-commit min_commit_ts or the 1PC
+// commit_ts, with the planned locks held in the in-memory table, which the
+// caller releases after writing. It falls back to 2PC when the timestamp
+// would exceed max_commit_ts.
+func (p *prewriter) chooseCommitTS() *MemoryLocks {
+	if !p.wantsAsyncOrOnePC() {
+		return nil
+	}
+	inFlight := make([]encodedLock, len(p.planned))
+	for i, pl := range p.planned {
+		inFlight[i] = encodedLock{encoded: pl.encoded, lock: pl.lock}
+	}
+	memLocks := p.cm.lockInMemory(inFlight)
+	ts := max(p.cm.MaxTS(), p.startTS(), p.req.GetForUpdateTs()) + 1
+	ts = max(ts, p.req.GetMinCommitTs(), p.existingMinCommitTS)
+	if maxCommitTS := p.req.GetMaxCommitTs(); maxCommitTS != 0 && ts > maxCommitTS {
+		memLocks.Release()
+		p.fallBackTo2PC()
+		return nil
+	}
+	memLocks.setMinCommitTS(ts)
+	for _, pl := range p.planned {
+		pl.lock.MinCommitTS = ts
+	}
+	p.commitTS = ts
+	return memLocks
+}
+
+// fallBackTo2PC turns the planned locks into normal 2PC locks.
+func (p *prewriter) fallBackTo2PC() {
+	for _, pl := range p.planned {
+		pl.lock.UseAsyncCommit = false
+		pl.lock.Secondaries = nil
+	}
+}
+
+func (p *prewriter) isOnePC() bool { return p.req.GetTryOnePc() && p.commitTS != 0 }
+
+// modifies returns the writes of the prewrite: locks and long values, or
+// for 1PC the commit records directly.
+func (p *prewriter) modifies() []Modify {
+	t := &txn{}
+	for _, pl := range p.planned {
+		if pl.longValue != nil {
+			t.putValue(pl.encoded, p.startTS(), pl.longValue)
+		}
+		if !p.isOnePC() {
+			t.putLock(pl.encoded, pl.lock)
+			continue
+		}
+		t.putWrite(pl.encoded, p.commitTS, &Write{
+			Type:       writeTypeOfLock(pl.lock.Type),
+			StartTS:    p.startTS(),
+			ShortValue: pl.lock.ShortValue,
+		})
+		if pl.replacesPessimisticLock {
+			t.unlock(pl.encoded)
+		}
+	}
+	return t.modifies
+}
+
+func (p *prewriter) response() *kvrpcpb.PrewriteResponse {
+	resp := &kvrpcpb.PrewriteResponse{}
+	switch {
+	case p.isOnePC():
+		resp.OnePcCommitTs = p.commitTS
+	case p.req.GetUseAsyncCommit() && !p.req.GetTryOnePc() && p.commitTS != 0:
+		resp.MinCommitTs = p.commitTS
+	}
+	return resp
+}

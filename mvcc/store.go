@@ -1,0 +1,204 @@
+package mvcc
+
+import (
+	"context"
+
+	"github.com/pingcap/kvproto/pkg/kvrpcpb"
+)
+
+// defaultLatchSlots is the number of latch slots of a Store.
+const defaultLatchSlots = 1 << 12
+
+// Store runs TiKV's transactional KV commands over a Storage. Every write
+// command holds the latches of its keys from the snapshot it reads until
+// its modifies are written, so commands on the same keys are serialised.
+// Methods take kvrpcpb requests and return kvrpcpb responses with
+// transaction errors in the fields where TiKV puts them; a returned error
+// is a storage failure. Region errors are left to the caller.
+type Store struct {
+	storage Storage
+	latches *Latches
+	cm      *ConcurrencyManager
+}
+
+// NewStore returns a Store over storage using cm for max_ts and in-memory
+// locks.
+func NewStore(storage Storage, cm *ConcurrencyManager) *Store {
+	return &Store{storage: storage, latches: NewLatches(defaultLatchSlots), cm: cm}
+}
+
+// ConcurrencyManager returns the Store's concurrency manager.
+func (s *Store) ConcurrencyManager() *ConcurrencyManager { return s.cm }
+
+// execute runs a write command: under the latches of keys, fn reads a
+// fresh snapshot and buffers modifies, which are written if fn succeeds.
+func (s *Store) execute(ctx context.Context, keys [][]byte, fn func(r *Reader, t *txn) error) error {
+	guard := s.latches.Acquire(keys)
+	defer guard.Release()
+	t := &txn{}
+	if err := s.withReader(ctx, func(r *Reader) error { return fn(r, t) }); err != nil {
+		return err
+	}
+	return s.storage.Write(ctx, t.modifies)
+}
+
+// withReader calls fn with a reader over a fresh snapshot.
+func (s *Store) withReader(ctx context.Context, fn func(r *Reader) error) error {
+	snap, err := s.storage.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	defer snap.Close()
+	r := NewReader(snap)
+	defer r.Close()
+	return fn(r)
+}
+
+// splitKeyError separates a transaction error (returned as the proto) from
+// a storage failure (returned as err).
+func splitKeyError(err error) (*kvrpcpb.KeyError, error) {
+	if err == nil {
+		return nil, nil
+	}
+	if keyErr, ok := ToKeyError(err); ok {
+		return keyErr, nil
+	}
+	return nil, err
+}
+
+// prepareRead raises max_ts to the read's timestamp and checks the
+// in-memory locks of async-commit and 1PC prewrites in flight, in that
+// order (see ConcurrencyManager).
+func (s *Store) prepareRead(opts ReadOptions, checkMemory func(check func(key []byte, lock *Lock) error) error) error {
+	if !opts.checksLocks() {
+		return nil
+	}
+	s.cm.UpdateMaxTS(opts.TS)
+	return checkMemory(func(key []byte, lock *Lock) error { return opts.checkLock(key, lock) })
+}
+
+func (s *Store) prepareKeyRead(opts ReadOptions, key []byte) error {
+	return s.prepareRead(opts, func(check func([]byte, *Lock) error) error {
+		return s.cm.CheckKey(key, func(lock *Lock) error { return check(key, lock) })
+	})
+}
+
+// Get serves KvGet.
+func (s *Store) Get(ctx context.Context, req *kvrpcpb.GetRequest) (*kvrpcpb.GetResponse, error) {
+	opts := ReadOptionsFromContext(req.GetContext(), req.GetVersion())
+	var value []byte
+	var found bool
+	err := s.prepareKeyRead(opts, req.GetKey())
+	if err == nil {
+		err = s.withReader(ctx, func(r *Reader) (err error) {
+			value, found, err = r.Get(req.GetKey(), opts)
+			return err
+		})
+	}
+	keyErr, err := splitKeyError(err)
+	if err != nil {
+		return nil, err
+	}
+	return &kvrpcpb.GetResponse{Error: keyErr, Value: value, NotFound: keyErr == nil && !found}, nil
+}
+
+// BatchGet serves KvBatchGet: found keys become pairs, locked keys pairs
+// carrying the KeyError, missing keys are left out.
+func (s *Store) BatchGet(ctx context.Context, req *kvrpcpb.BatchGetRequest) (*kvrpcpb.BatchGetResponse, error) {
+	opts := ReadOptionsFromContext(req.GetContext(), req.GetVersion())
+	resp := &kvrpcpb.BatchGetResponse{}
+	err := s.withReader(ctx, func(r *Reader) error {
+		for _, key := range req.GetKeys() {
+			pair, err := s.batchGetPair(r, key, opts)
+			if err != nil {
+				return err
+			}
+			if pair != nil {
+				resp.Pairs = append(resp.Pairs, pair)
+			}
+		}
+		return nil
+	})
+	return resp, err
+}
+
+func (s *Store) batchGetPair(r *Reader, key []byte, opts ReadOptions) (*kvrpcpb.KvPair, error) {
+	err := s.prepareKeyRead(opts, key)
+	var value []byte
+	var found bool
+	if err == nil {
+		value, found, err = r.Get(key, opts)
+	}
+	keyErr, err := splitKeyError(err)
+	switch {
+	case err != nil:
+		return nil, err
+	case keyErr != nil:
+		return &kvrpcpb.KvPair{Key: key, Error: keyErr}, nil
+	case found:
+		return &kvrpcpb.KvPair{Key: key, Value: value}, nil
+	default:
+		return nil, nil
+	}
+}
+
+// Scan serves KvScan. A reverse scan takes start_key as the exclusive
+// upper bound and end_key as the inclusive lower bound, as client-go sends
+// them.
+func (s *Store) Scan(ctx context.Context, req *kvrpcpb.ScanRequest) (*kvrpcpb.ScanResponse, error) {
+	opts := ScanOptions{
+		ReadOptions: ReadOptionsFromContext(req.GetContext(), req.GetVersion()),
+		Start:       req.GetStartKey(),
+		End:         req.GetEndKey(),
+		Reverse:     req.GetReverse(),
+		KeyOnly:     req.GetKeyOnly(),
+		Limit:       int(req.GetLimit()),
+	}
+	if opts.Reverse {
+		opts.Start, opts.End = req.GetEndKey(), req.GetStartKey()
+	}
+	var pairs []*kvrpcpb.KvPair
+	err := s.prepareRead(opts.ReadOptions, func(check func([]byte, *Lock) error) error {
+		return s.cm.CheckRange(opts.Start, opts.End, check)
+	})
+	if err == nil {
+		err = s.withReader(ctx, func(r *Reader) (err error) {
+			pairs, err = r.Scan(opts)
+			return err
+		})
+	}
+	keyErr, err := splitKeyError(err)
+	if err != nil {
+		return nil, err
+	}
+	return &kvrpcpb.ScanResponse{Pairs: pairs, Error: keyErr}, nil
+}
+
+// ScanLock serves KvScanLock: locks with start_ts <= max_version in
+// [start_key, end_key), up to limit.
+func (s *Store) ScanLock(ctx context.Context, req *kvrpcpb.ScanLockRequest) (*kvrpcpb.ScanLockResponse, error) {
+	s.cm.UpdateMaxTS(req.GetMaxVersion())
+	maxVersion := req.GetMaxVersion()
+	var infos []*kvrpcpb.LockInfo
+	err := s.cm.CheckRange(req.GetStartKey(), req.GetEndKey(), func(key []byte, lock *Lock) error {
+		if lock.StartTS <= maxVersion {
+			return errKeyIsLocked(lock.LockInfo(key))
+		}
+		return nil
+	})
+	if err == nil {
+		err = s.withReader(ctx, func(r *Reader) error {
+			locks, err := r.ScanLocks(req.GetStartKey(), req.GetEndKey(), int(req.GetLimit()),
+				func(l *Lock) bool { return l.StartTS <= maxVersion })
+			for _, kl := range locks {
+				infos = append(infos, kl.Lock.LockInfo(kl.Key))
+			}
+			return err
+		})
+	}
+	keyErr, err := splitKeyError(err)
+	if err != nil {
+		return nil, err
+	}
+	return &kvrpcpb.ScanLockResponse{Error: keyErr, Locks: infos}, nil
+}

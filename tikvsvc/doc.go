@@ -1,0 +1,27 @@
+// Package tikvsvc is TinyKV's store front end: the tikvpb.Tikv gRPC service
+// that client-go and TiDB talk to, and the store's life cycle around it
+// (identity, registration with PD, heartbeats, the status HTTP server).
+//
+// Requests flow one way: tikvsvc checks the region context, then calls the
+// transaction layer (package mvcc) or the raw layer in this package, both of
+// which read and write through an mvcc.Storage — today a standalone engine,
+// later the replicated raftstore.
+//
+// # The region contract
+//
+// Every request carries a kvrpcpb.Context naming a region, its epoch and the
+// peer the client believes it talks to. The service answers region problems
+// in the response's region_error field, never as a gRPC error, because
+// client-go treats a gRPC error as a sick store: store_not_match for another
+// store's peer, region_not_found for an unknown region, epoch_not_match (with
+// the current region, keys memcomparable-encoded) for a stale epoch, and
+// key_not_in_region for a key outside the region.
+//
+// # Raw keys
+//
+// Raw (non-transactional) data lives in the same column families as
+// transactional data, under the raw key, with TiKV's API V1TTL value format:
+// the user value followed by an 8-byte big-endian expiry time in unix
+// seconds, 0 meaning none. As in TiKV's API V1, one key range should be used
+// either raw or transactionally, not both.
+package tikvsvc

@@ -1,0 +1,127 @@
+package tikvsvc
+
+import (
+	"bytes"
+	"sync"
+
+	"github.com/gogo/protobuf/proto"
+	"github.com/pingcap/kvproto/pkg/errorpb"
+	"github.com/pingcap/kvproto/pkg/kvrpcpb"
+	"github.com/pingcap/kvproto/pkg/metapb"
+	"github.com/tinykv/tinykv/mvcc"
+)
+
+// regions is the store's view of the regions it serves and of itself.
+type regions struct {
+	storeID uint64
+
+	mu sync.RWMutex
+	// byID holds the regions this store has a peer of. Region keys are
+	// memcomparable-encoded, as PD and clients see them.
+	byID map[uint64]*metapb.Region
+}
+
+func newRegions(storeID uint64, served ...*metapb.Region) *regions {
+	r := &regions{storeID: storeID, byID: make(map[uint64]*metapb.Region)}
+	for _, region := range served {
+		r.byID[region.GetId()] = region
+	}
+	return r
+}
+
+// all returns the served regions.
+func (r *regions) all() []*metapb.Region {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	result := make([]*metapb.Region, 0, len(r.byID))
+	for _, region := range r.byID {
+		result = append(result, region)
+	}
+	return result
+}
+
+// check validates a request context and returns the region it addresses,
+// or the region error to answer with.
+func (r *regions) check(ctx *kvrpcpb.Context) (*metapb.Region, *errorpb.Error) {
+	if peer := ctx.GetPeer(); peer != nil && peer.GetStoreId() != r.storeID {
+		return nil, &errorpb.Error{
+			Message:       "store not match",
+			StoreNotMatch: &errorpb.StoreNotMatch{RequestStoreId: peer.GetStoreId(), ActualStoreId: r.storeID},
+		}
+	}
+	r.mu.RLock()
+	region, ok := r.byID[ctx.GetRegionId()]
+	r.mu.RUnlock()
+	if !ok {
+		return nil, &errorpb.Error{
+			Message:        "region not found",
+			RegionNotFound: &errorpb.RegionNotFound{RegionId: ctx.GetRegionId()},
+		}
+	}
+	want, got := region.GetRegionEpoch(), ctx.GetRegionEpoch()
+	if got.GetVersion() != want.GetVersion() || got.GetConfVer() != want.GetConfVer() {
+		return nil, &errorpb.Error{
+			Message:       "epoch not match",
+			EpochNotMatch: &errorpb.EpochNotMatch{CurrentRegions: []*metapb.Region{proto.Clone(region).(*metapb.Region)}},
+		}
+	}
+	return region, nil
+}
+
+// checkTxnKeys answers key_not_in_region for the first transactional (raw,
+// unencoded) key outside the region.
+func checkTxnKeys(region *metapb.Region, keys ...[]byte) *errorpb.Error {
+	if coversAll(region) {
+		return nil
+	}
+	for _, key := range keys {
+		if !inRegion(region, mvcc.EncodeKey(key)) {
+			return keyNotInRegion(region, key)
+		}
+	}
+	return nil
+}
+
+// checkRawKeys is checkTxnKeys for raw keys, which region bounds hold as is
+// in API V1.
+func checkRawKeys(region *metapb.Region, keys ...[]byte) *errorpb.Error {
+	for _, key := range keys {
+		if !inRegion(region, key) {
+			return keyNotInRegion(region, key)
+		}
+	}
+	return nil
+}
+
+func coversAll(region *metapb.Region) bool {
+	return len(region.GetStartKey()) == 0 && len(region.GetEndKey()) == 0
+}
+
+func inRegion(region *metapb.Region, key []byte) bool {
+	return bytes.Compare(key, region.GetStartKey()) >= 0 &&
+		(len(region.GetEndKey()) == 0 || bytes.Compare(key, region.GetEndKey()) < 0)
+}
+
+func keyNotInRegion(region *metapb.Region, key []byte) *errorpb.Error {
+	return &errorpb.Error{
+		Message: "key not in region",
+		KeyNotInRegion: &errorpb.KeyNotInRegion{
+			Key: key, RegionId: region.GetId(), StartKey: region.GetStartKey(), EndKey: region.GetEndKey(),
+		},
+	}
+}
+
+// rawRegionRange decodes a region's memcomparable bounds to raw keys.
+func rawRegionRange(region *metapb.Region) (start, end []byte, err error) {
+	if len(region.GetStartKey()) > 0 {
+		if start, err = mvcc.DecodeKey(region.GetStartKey()); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(region.GetEndKey()) > 0 {
+		if end, err = mvcc.DecodeKey(region.GetEndKey()); err != nil {
+			return nil, nil, err
+		}
+	}
+	return start, end, nil
+}

@@ -1,0 +1,215 @@
+package tikvsvc
+
+import (
+	"context"
+
+	"github.com/pingcap/kvproto/pkg/errorpb"
+	"github.com/pingcap/kvproto/pkg/kvrpcpb"
+	"github.com/pingcap/kvproto/pkg/metapb"
+	"github.com/tinykv/tinykv/engine"
+)
+
+// rawRequest checks a raw request's region, keys and column family.
+func (s *Service) rawRequest(ctx *kvrpcpb.Context, cfName string, keys ...[]byte) (*metapb.Region, engine.CF, *errorpb.Error, error) {
+	region, regionErr := s.regions.check(ctx)
+	if regionErr != nil {
+		return nil, 0, regionErr, nil
+	}
+	if regionErr := checkRawKeys(region, keys...); regionErr != nil {
+		return nil, 0, regionErr, nil
+	}
+	cf, err := parseCF(cfName)
+	return region, cf, nil, err
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func (s *Service) RawGet(ctx context.Context, req *kvrpcpb.RawGetRequest) (*kvrpcpb.RawGetResponse, error) {
+	_, cf, regionErr, err := s.rawRequest(req.GetContext(), req.GetCf(), req.GetKey())
+	if regionErr != nil || err != nil {
+		return &kvrpcpb.RawGetResponse{RegionError: regionErr, Error: errString(err)}, nil
+	}
+	v, found, err := s.raw.get(ctx, cf, req.GetKey())
+	if err != nil {
+		return &kvrpcpb.RawGetResponse{Error: err.Error()}, nil
+	}
+	return &kvrpcpb.RawGetResponse{Value: v.value, NotFound: !found}, nil
+}
+
+func (s *Service) RawBatchGet(ctx context.Context, req *kvrpcpb.RawBatchGetRequest) (*kvrpcpb.RawBatchGetResponse, error) {
+	_, cf, regionErr, err := s.rawRequest(req.GetContext(), req.GetCf(), req.GetKeys()...)
+	if regionErr != nil {
+		return &kvrpcpb.RawBatchGetResponse{RegionError: regionErr}, nil
+	}
+	var pairs []*kvrpcpb.KvPair
+	if err == nil {
+		pairs, err = s.raw.batchGet(ctx, cf, req.GetKeys())
+	}
+	if err != nil {
+		return &kvrpcpb.RawBatchGetResponse{Pairs: []*kvrpcpb.KvPair{{Error: &kvrpcpb.KeyError{Abort: err.Error()}}}}, nil
+	}
+	return &kvrpcpb.RawBatchGetResponse{Pairs: pairs}, nil
+}
+
+// rawWriteRequest checks and applies a raw write, returning the response
+// fields every raw write response has.
+func (s *Service) rawWriteRequest(ctx context.Context, kvctx *kvrpcpb.Context, cfName string, writes []rawWrite) (*errorpb.Error, string) {
+	keys := make([][]byte, len(writes))
+	size := 0
+	for i, w := range writes {
+		keys[i] = w.key
+		size += len(w.key) + len(w.value)
+	}
+	region, cf, regionErr, err := s.rawRequest(kvctx, cfName, keys...)
+	if regionErr != nil || err != nil {
+		return regionErr, errString(err)
+	}
+	if regionErr := entryTooLarge(region.GetId(), size); regionErr != nil {
+		return regionErr, ""
+	}
+	return nil, errString(s.raw.write(ctx, cf, writes))
+}
+
+func (s *Service) RawPut(ctx context.Context, req *kvrpcpb.RawPutRequest) (*kvrpcpb.RawPutResponse, error) {
+	regionErr, msg := s.rawWriteRequest(ctx, req.GetContext(), req.GetCf(),
+		[]rawWrite{{key: req.GetKey(), value: req.GetValue(), ttl: req.GetTtl()}})
+	return &kvrpcpb.RawPutResponse{RegionError: regionErr, Error: msg}, nil
+}
+
+func (s *Service) RawBatchPut(ctx context.Context, req *kvrpcpb.RawBatchPutRequest) (*kvrpcpb.RawBatchPutResponse, error) {
+	writes := make([]rawWrite, len(req.GetPairs()))
+	for i, pair := range req.GetPairs() {
+		writes[i] = rawWrite{key: pair.GetKey(), value: pair.GetValue(), ttl: batchTTL(req, i)}
+	}
+	regionErr, msg := s.rawWriteRequest(ctx, req.GetContext(), req.GetCf(), writes)
+	return &kvrpcpb.RawBatchPutResponse{RegionError: regionErr, Error: msg}, nil
+}
+
+// batchTTL returns the TTL of pair i: its own, or the one TTL given for the
+// whole batch.
+func batchTTL(req *kvrpcpb.RawBatchPutRequest, i int) uint64 {
+	switch ttls := req.GetTtls(); {
+	case len(ttls) == len(req.GetPairs()):
+		return ttls[i]
+	case len(ttls) == 1:
+		return ttls[0]
+	default:
+		return req.GetTtl() //nolint:staticcheck // deprecated single TTL, still sent by old clients
+	}
+}
+
+func (s *Service) RawDelete(ctx context.Context, req *kvrpcpb.RawDeleteRequest) (*kvrpcpb.RawDeleteResponse, error) {
+	regionErr, msg := s.rawWriteRequest(ctx, req.GetContext(), req.GetCf(), []rawWrite{{key: req.GetKey(), del: true}})
+	return &kvrpcpb.RawDeleteResponse{RegionError: regionErr, Error: msg}, nil
+}
+
+func (s *Service) RawBatchDelete(ctx context.Context, req *kvrpcpb.RawBatchDeleteRequest) (*kvrpcpb.RawBatchDeleteResponse, error) {
+	writes := make([]rawWrite, len(req.GetKeys()))
+	for i, key := range req.GetKeys() {
+		writes[i] = rawWrite{key: key, del: true}
+	}
+	regionErr, msg := s.rawWriteRequest(ctx, req.GetContext(), req.GetCf(), writes)
+	return &kvrpcpb.RawBatchDeleteResponse{RegionError: regionErr, Error: msg}, nil
+}
+
+// RawScan returns up to limit live pairs. Forward scans cover
+// [start_key, end_key); reverse scans go down from start_key (exclusive) to
+// end_key (inclusive).
+func (s *Service) RawScan(ctx context.Context, req *kvrpcpb.RawScanRequest) (*kvrpcpb.RawScanResponse, error) {
+	region, cf, regionErr, err := s.rawRequest(req.GetContext(), req.GetCf())
+	if regionErr != nil {
+		return &kvrpcpb.RawScanResponse{RegionError: regionErr}, nil
+	}
+	var kvs []*kvrpcpb.KvPair
+	if err == nil && req.GetLimit() > 0 {
+		r := clampToRegion(rawScanRange{start: req.GetStartKey(), end: req.GetEndKey(), reverse: req.GetReverse()}, region)
+		limit := int(req.GetLimit())
+		err = s.raw.scan(ctx, cf, r, req.GetKeyOnly(), func(key, value []byte) bool {
+			kvs = append(kvs, &kvrpcpb.KvPair{Key: key, Value: value})
+			return len(kvs) < limit
+		})
+	}
+	if err != nil {
+		return &kvrpcpb.RawScanResponse{Kvs: []*kvrpcpb.KvPair{{Error: &kvrpcpb.KeyError{Abort: err.Error()}}}}, nil
+	}
+	return &kvrpcpb.RawScanResponse{Kvs: kvs}, nil
+}
+
+// clampToRegion narrows a scan to the region's raw key range.
+func clampToRegion(r rawScanRange, region *metapb.Region) rawScanRange {
+	lower, upper := &r.start, &r.end
+	if r.reverse {
+		lower, upper = &r.end, &r.start
+	}
+	if start := region.GetStartKey(); len(start) > 0 && string(*lower) < string(start) {
+		*lower = start
+	}
+	if end := region.GetEndKey(); len(end) > 0 && (len(*upper) == 0 || string(*upper) > string(end)) {
+		*upper = end
+	}
+	return r
+}
+
+func (s *Service) RawDeleteRange(ctx context.Context, req *kvrpcpb.RawDeleteRangeRequest) (*kvrpcpb.RawDeleteRangeResponse, error) {
+	_, cf, regionErr, err := s.rawRequest(req.GetContext(), req.GetCf())
+	if regionErr != nil || err != nil {
+		return &kvrpcpb.RawDeleteRangeResponse{RegionError: regionErr, Error: errString(err)}, nil
+	}
+	err = s.raw.deleteRange(ctx, cf, req.GetStartKey(), req.GetEndKey())
+	return &kvrpcpb.RawDeleteRangeResponse{Error: errString(err)}, nil
+}
+
+// RawGetKeyTTL returns the remaining TTL in seconds, 0 for a key without one.
+func (s *Service) RawGetKeyTTL(ctx context.Context, req *kvrpcpb.RawGetKeyTTLRequest) (*kvrpcpb.RawGetKeyTTLResponse, error) {
+	_, cf, regionErr, err := s.rawRequest(req.GetContext(), req.GetCf(), req.GetKey())
+	if regionErr != nil || err != nil {
+		return &kvrpcpb.RawGetKeyTTLResponse{RegionError: regionErr, Error: errString(err)}, nil
+	}
+	v, found, err := s.raw.get(ctx, cf, req.GetKey())
+	if err != nil {
+		return &kvrpcpb.RawGetKeyTTLResponse{Error: err.Error()}, nil
+	}
+	if !found {
+		return &kvrpcpb.RawGetKeyTTLResponse{NotFound: true}, nil
+	}
+	var ttl uint64
+	if now := uint64(s.raw.now().Unix()); v.expireAt > now {
+		ttl = v.expireAt - now
+	}
+	return &kvrpcpb.RawGetKeyTTLResponse{Ttl: ttl}, nil
+}
+
+func (s *Service) RawCompareAndSwap(ctx context.Context, req *kvrpcpb.RawCASRequest) (*kvrpcpb.RawCASResponse, error) {
+	region, cf, regionErr, err := s.rawRequest(req.GetContext(), req.GetCf(), req.GetKey())
+	if regionErr != nil || err != nil {
+		return &kvrpcpb.RawCASResponse{RegionError: regionErr, Error: errString(err)}, nil
+	}
+	if regionErr := entryTooLarge(region.GetId(), len(req.GetKey())+len(req.GetValue())); regionErr != nil {
+		return &kvrpcpb.RawCASResponse{RegionError: regionErr}, nil
+	}
+	w := rawWrite{key: req.GetKey(), value: req.GetValue(), ttl: req.GetTtl()}
+	res, err := s.raw.compareAndSwap(ctx, cf, w, req.GetPreviousNotExist(), req.GetPreviousValue())
+	if err != nil {
+		return &kvrpcpb.RawCASResponse{Error: err.Error()}, nil
+	}
+	return &kvrpcpb.RawCASResponse{Succeed: res.succeed, PreviousNotExist: res.prevNotExist, PreviousValue: res.prevValue}, nil
+}
+
+func (s *Service) RawChecksum(ctx context.Context, req *kvrpcpb.RawChecksumRequest) (*kvrpcpb.RawChecksumResponse, error) {
+	if _, regionErr := s.regions.check(req.GetContext()); regionErr != nil {
+		return &kvrpcpb.RawChecksumResponse{RegionError: regionErr}, nil
+	}
+	if req.GetAlgorithm() != kvrpcpb.ChecksumAlgorithm_Crc64_Xor {
+		return &kvrpcpb.RawChecksumResponse{Error: "unsupported checksum algorithm " + req.GetAlgorithm().String()}, nil
+	}
+	sum, kvs, size, err := s.raw.checksum(ctx, req.GetRanges())
+	if err != nil {
+		return &kvrpcpb.RawChecksumResponse{Error: err.Error()}, nil
+	}
+	return &kvrpcpb.RawChecksumResponse{Checksum: sum, TotalKvs: kvs, TotalBytes: size}, nil
+}

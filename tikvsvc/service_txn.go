@@ -1,0 +1,194 @@
+package tikvsvc
+
+import (
+	"context"
+
+	"github.com/pingcap/kvproto/pkg/errorpb"
+	"github.com/pingcap/kvproto/pkg/kvrpcpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// contextual is a request that carries a kvrpcpb.Context.
+type contextual interface{ GetContext() *kvrpcpb.Context }
+
+// txnCall runs a transactional command after the region checks: the
+// context, then that every key lies in the region. Transaction errors come
+// back inside the response; a returned error is a storage failure and ends
+// the call with a gRPC error.
+func txnCall[Req contextual, Resp any](s *Service, ctx context.Context, req Req, keys [][]byte,
+	run func(context.Context, Req) (Resp, error), regionError func(*errorpb.Error) Resp) (Resp, error) {
+	region, regionErr := s.regions.check(req.GetContext())
+	if regionErr == nil {
+		regionErr = checkTxnKeys(region, keys...)
+	}
+	if regionErr != nil {
+		return regionError(regionErr), nil
+	}
+	resp, err := run(ctx, req)
+	if err != nil {
+		return resp, status.Error(codes.Unknown, err.Error())
+	}
+	return resp, nil
+}
+
+func mutationKeys(mutations []*kvrpcpb.Mutation) [][]byte {
+	keys := make([][]byte, len(mutations))
+	for i, m := range mutations {
+		keys[i] = m.GetKey()
+	}
+	return keys
+}
+
+func (s *Service) KvGet(ctx context.Context, req *kvrpcpb.GetRequest) (*kvrpcpb.GetResponse, error) {
+	return txnCall(s, ctx, req, [][]byte{req.GetKey()}, s.txn.Get,
+		func(e *errorpb.Error) *kvrpcpb.GetResponse { return &kvrpcpb.GetResponse{RegionError: e} })
+}
+
+func (s *Service) KvBatchGet(ctx context.Context, req *kvrpcpb.BatchGetRequest) (*kvrpcpb.BatchGetResponse, error) {
+	return txnCall(s, ctx, req, req.GetKeys(), s.txn.BatchGet,
+		func(e *errorpb.Error) *kvrpcpb.BatchGetResponse { return &kvrpcpb.BatchGetResponse{RegionError: e} })
+}
+
+func (s *Service) KvScan(ctx context.Context, req *kvrpcpb.ScanRequest) (*kvrpcpb.ScanResponse, error) {
+	return txnCall(s, ctx, req, nil, s.txn.Scan,
+		func(e *errorpb.Error) *kvrpcpb.ScanResponse { return &kvrpcpb.ScanResponse{RegionError: e} })
+}
+
+func (s *Service) KvPrewrite(ctx context.Context, req *kvrpcpb.PrewriteRequest) (*kvrpcpb.PrewriteResponse, error) {
+	size := 0
+	for _, m := range req.GetMutations() {
+		size += len(m.GetKey()) + len(m.GetValue())
+	}
+	if regionErr := entryTooLarge(req.GetContext().GetRegionId(), size); regionErr != nil {
+		return &kvrpcpb.PrewriteResponse{RegionError: regionErr}, nil
+	}
+	return txnCall(s, ctx, req, mutationKeys(req.GetMutations()), s.txn.Prewrite,
+		func(e *errorpb.Error) *kvrpcpb.PrewriteResponse { return &kvrpcpb.PrewriteResponse{RegionError: e} })
+}
+
+func (s *Service) KvCommit(ctx context.Context, req *kvrpcpb.CommitRequest) (*kvrpcpb.CommitResponse, error) {
+	return txnCall(s, ctx, req, req.GetKeys(), s.txn.Commit,
+		func(e *errorpb.Error) *kvrpcpb.CommitResponse { return &kvrpcpb.CommitResponse{RegionError: e} })
+}
+
+func (s *Service) KvCleanup(ctx context.Context, req *kvrpcpb.CleanupRequest) (*kvrpcpb.CleanupResponse, error) {
+	return txnCall(s, ctx, req, [][]byte{req.GetKey()}, s.txn.Cleanup,
+		func(e *errorpb.Error) *kvrpcpb.CleanupResponse { return &kvrpcpb.CleanupResponse{RegionError: e} })
+}
+
+func (s *Service) KvBatchRollback(ctx context.Context, req *kvrpcpb.BatchRollbackRequest) (*kvrpcpb.BatchRollbackResponse, error) {
+	return txnCall(s, ctx, req, req.GetKeys(), s.txn.BatchRollback,
+		func(e *errorpb.Error) *kvrpcpb.BatchRollbackResponse {
+			return &kvrpcpb.BatchRollbackResponse{RegionError: e}
+		})
+}
+
+func (s *Service) KvCheckTxnStatus(ctx context.Context, req *kvrpcpb.CheckTxnStatusRequest) (*kvrpcpb.CheckTxnStatusResponse, error) {
+	return txnCall(s, ctx, req, [][]byte{req.GetPrimaryKey()}, s.txn.CheckTxnStatus,
+		func(e *errorpb.Error) *kvrpcpb.CheckTxnStatusResponse {
+			return &kvrpcpb.CheckTxnStatusResponse{RegionError: e}
+		})
+}
+
+func (s *Service) KvTxnHeartBeat(ctx context.Context, req *kvrpcpb.TxnHeartBeatRequest) (*kvrpcpb.TxnHeartBeatResponse, error) {
+	return txnCall(s, ctx, req, [][]byte{req.GetPrimaryLock()}, s.txn.TxnHeartBeat,
+		func(e *errorpb.Error) *kvrpcpb.TxnHeartBeatResponse {
+			return &kvrpcpb.TxnHeartBeatResponse{RegionError: e}
+		})
+}
+
+func (s *Service) KvCheckSecondaryLocks(ctx context.Context, req *kvrpcpb.CheckSecondaryLocksRequest) (*kvrpcpb.CheckSecondaryLocksResponse, error) {
+	return txnCall(s, ctx, req, req.GetKeys(), s.txn.CheckSecondaryLocks,
+		func(e *errorpb.Error) *kvrpcpb.CheckSecondaryLocksResponse {
+			return &kvrpcpb.CheckSecondaryLocksResponse{RegionError: e}
+		})
+}
+
+func (s *Service) KvResolveLock(ctx context.Context, req *kvrpcpb.ResolveLockRequest) (*kvrpcpb.ResolveLockResponse, error) {
+	return txnCall(s, ctx, req, req.GetKeys(), s.txn.ResolveLock,
+		func(e *errorpb.Error) *kvrpcpb.ResolveLockResponse {
+			return &kvrpcpb.ResolveLockResponse{RegionError: e}
+		})
+}
+
+func (s *Service) KvScanLock(ctx context.Context, req *kvrpcpb.ScanLockRequest) (*kvrpcpb.ScanLockResponse, error) {
+	return txnCall(s, ctx, req, nil, s.txn.ScanLock,
+		func(e *errorpb.Error) *kvrpcpb.ScanLockResponse { return &kvrpcpb.ScanLockResponse{RegionError: e} })
+}
+
+func (s *Service) KVPessimisticRollback(ctx context.Context, req *kvrpcpb.PessimisticRollbackRequest) (*kvrpcpb.PessimisticRollbackResponse, error) {
+	return txnCall(s, ctx, req, req.GetKeys(), s.txn.PessimisticRollback,
+		func(e *errorpb.Error) *kvrpcpb.PessimisticRollbackResponse {
+			return &kvrpcpb.PessimisticRollbackResponse{RegionError: e}
+		})
+}
+
+func (s *Service) KvPessimisticLock(ctx context.Context, req *kvrpcpb.PessimisticLockRequest) (*kvrpcpb.PessimisticLockResponse, error) {
+	return txnCall(s, ctx, req, mutationKeys(req.GetMutations()), s.txn.PessimisticLock,
+		func(e *errorpb.Error) *kvrpcpb.PessimisticLockResponse {
+			return &kvrpcpb.PessimisticLockResponse{RegionError: e}
+		})
+}
+
+// KvGC cleans the versions below the safe point in the region.
+func (s *Service) KvGC(ctx context.Context, req *kvrpcpb.GCRequest) (*kvrpcpb.GCResponse, error) {
+	region, regionErr := s.regions.check(req.GetContext())
+	if regionErr != nil {
+		return &kvrpcpb.GCResponse{RegionError: regionErr}, nil
+	}
+	start, end, err := rawRegionRange(region)
+	if err == nil {
+		err = s.txn.GC(ctx, start, end, req.GetSafePoint())
+	}
+	if err != nil {
+		return &kvrpcpb.GCResponse{Error: &kvrpcpb.KeyError{Abort: err.Error()}}, nil
+	}
+	return &kvrpcpb.GCResponse{}, nil
+}
+
+// KvDeleteRange removes all data of raw keys in [start_key, end_key).
+func (s *Service) KvDeleteRange(ctx context.Context, req *kvrpcpb.DeleteRangeRequest) (*kvrpcpb.DeleteRangeResponse, error) {
+	if _, regionErr := s.regions.check(req.GetContext()); regionErr != nil {
+		return &kvrpcpb.DeleteRangeResponse{RegionError: regionErr}, nil
+	}
+	if err := s.txn.DeleteRange(ctx, req.GetStartKey(), req.GetEndKey()); err != nil {
+		return &kvrpcpb.DeleteRangeResponse{Error: err.Error()}, nil
+	}
+	return &kvrpcpb.DeleteRangeResponse{}, nil
+}
+
+// UnsafeDestroyRange is sent to every store, without a region: it removes
+// all data of raw keys in [start_key, end_key).
+func (s *Service) UnsafeDestroyRange(ctx context.Context, req *kvrpcpb.UnsafeDestroyRangeRequest) (*kvrpcpb.UnsafeDestroyRangeResponse, error) {
+	if err := s.txn.DeleteRange(ctx, req.GetStartKey(), req.GetEndKey()); err != nil {
+		return &kvrpcpb.UnsafeDestroyRangeResponse{Error: err.Error()}, nil
+	}
+	return &kvrpcpb.UnsafeDestroyRangeResponse{}, nil
+}
+
+func (s *Service) MvccGetByKey(ctx context.Context, req *kvrpcpb.MvccGetByKeyRequest) (*kvrpcpb.MvccGetByKeyResponse, error) {
+	region, regionErr := s.regions.check(req.GetContext())
+	if regionErr == nil {
+		regionErr = checkTxnKeys(region, req.GetKey())
+	}
+	if regionErr != nil {
+		return &kvrpcpb.MvccGetByKeyResponse{RegionError: regionErr}, nil
+	}
+	info, err := s.txn.MvccGetByKey(ctx, req.GetKey())
+	if err != nil {
+		return &kvrpcpb.MvccGetByKeyResponse{Error: err.Error()}, nil
+	}
+	return &kvrpcpb.MvccGetByKeyResponse{Info: info}, nil
+}
+
+func (s *Service) MvccGetByStartTs(ctx context.Context, req *kvrpcpb.MvccGetByStartTsRequest) (*kvrpcpb.MvccGetByStartTsResponse, error) {
+	if _, regionErr := s.regions.check(req.GetContext()); regionErr != nil {
+		return &kvrpcpb.MvccGetByStartTsResponse{RegionError: regionErr}, nil
+	}
+	key, info, err := s.txn.MvccGetByStartTs(ctx, req.GetStartTs())
+	if err != nil {
+		return &kvrpcpb.MvccGetByStartTsResponse{Error: err.Error()}, nil
+	}
+	return &kvrpcpb.MvccGetByStartTsResponse{Key: key, Info: info}, nil
+}

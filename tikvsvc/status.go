@@ -1,0 +1,147 @@
+package tikvsvc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// statusServer serves TiKV's status HTTP API: /status, /metrics (Prometheus
+// text format) and /config (GET as nested JSON, POST to change values).
+type statusServer struct {
+	srv  *http.Server
+	node *Node
+
+	mu sync.Mutex
+	// config is the flattened configuration: "section.key" -> value.
+	config map[string]any
+}
+
+func startStatusServer(addr string, node *Node) (*statusServer, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("status server: listen on %s: %w", addr, err)
+	}
+	s := &statusServer{node: node, config: defaultConfig(node.cfg)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", s.handleStatus)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metricsRegistry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /config", s.handleGetConfig)
+	mux.HandleFunc("POST /config", s.handlePostConfig)
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := s.srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			node.log.Error("status server stopped", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+func (s *statusServer) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(ctx)
+}
+
+// defaultConfig is the part of TiKV's configuration that clients read:
+// TiDB's GC checks storage.engine, client tools check api-version.
+func defaultConfig(cfg NodeConfig) map[string]any {
+	return map[string]any{
+		"server.addr":                   cfg.Addr,
+		"server.advertise-addr":         cfg.AdvertiseAddr,
+		"server.status-addr":            cfg.StatusAddr,
+		"storage.data-dir":              cfg.DataDir,
+		"storage.engine":                "raft-kv",
+		"storage.api-version":           1,
+		"storage.enable-ttl":            true,
+		"storage.max-key-size":          maxKeySize,
+		"raftstore.raft-entry-max-size": fmt.Sprintf("%dMiB", maxEntrySize>>20),
+		"pd.endpoints":                  cfg.PDAddrs,
+	}
+}
+
+func (s *statusServer) handleStatus(w http.ResponseWriter, _ *http.Request) {
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *statusServer) handleGetConfig(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	nested := nest(s.config)
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(nested)
+}
+
+// handlePostConfig applies a JSON object of flattened keys, as TiDB's
+// SET CONFIG sends. Unknown keys are rejected and nothing is applied.
+func (s *statusServer) handlePostConfig(w http.ResponseWriter, r *http.Request) {
+	var changes map[string]any
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&changes); err != nil {
+		http.Error(w, "invalid config json: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key := range changes {
+		if _, ok := s.config[key]; !ok {
+			http.Error(w, fmt.Sprintf("unknown config %q", key), http.StatusBadRequest)
+			return
+		}
+	}
+	for key, value := range changes {
+		s.config[key] = value
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// nest turns {"a.b": v} into {"a": {"b": v}}.
+func nest(flat map[string]any) map[string]any {
+	out := make(map[string]any)
+	for key, value := range flat {
+		parts := strings.Split(key, ".")
+		m := out
+		for _, part := range parts[:len(parts)-1] {
+			child, ok := m[part].(map[string]any)
+			if !ok {
+				child = make(map[string]any)
+				m[part] = child
+			}
+			m = child
+		}
+		m[parts[len(parts)-1]] = value
+	}
+	return out
+}
+
+// metricsRegistry holds the store's metrics, served at /metrics.
+var metricsRegistry = prometheus.NewRegistry()
+
+var (
+	grpcRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tikv_grpc_msg_total", Help: "gRPC requests handled, by method.",
+	}, []string{"type"})
+	grpcDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "tikv_grpc_msg_duration_seconds", Help: "gRPC request handling time, by method.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 20),
+	}, []string{"type"})
+)
+
+func init() {
+	metricsRegistry.MustRegister(grpcRequests, grpcDuration,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+}
+
+// observe records one handled request of method.
+func observe(method string, start time.Time) {
+	grpcRequests.WithLabelValues(method).Inc()
+	grpcDuration.WithLabelValues(method).Observe(time.Since(start).Seconds())
+}
