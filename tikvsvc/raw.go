@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc64"
+	"math"
 	"time"
 
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
@@ -34,7 +35,12 @@ type rawValue struct {
 func (s *rawStore) encode(value []byte, ttl uint64) []byte {
 	var expireAt uint64
 	if ttl > 0 {
+		// As TiKV does, saturate: a TTL so large that the expiry time
+		// overflows never expires, rather than being born expired.
 		expireAt = uint64(s.now().Unix()) + ttl
+		if expireAt < ttl {
+			expireAt = math.MaxUint64
+		}
 	}
 	out := make([]byte, 0, len(value)+rawExpirySize)
 	out = append(out, value...)
@@ -69,12 +75,18 @@ func (s *rawStore) get(ctx context.Context, cf engine.CF, key []byte) (v rawValu
 	return s.getIn(snap, cf, key)
 }
 
+// getIn returns the live value of key in snap, or found=false; an expired
+// value is not returned.
 func (s *rawStore) getIn(snap mvcc.Snapshot, cf engine.CF, key []byte) (rawValue, bool, error) {
 	stored, err := snap.Get(cf, key)
 	if err != nil || stored == nil {
 		return rawValue{}, false, err
 	}
-	return s.decode(stored)
+	v, live, err := s.decode(stored)
+	if err != nil || !live {
+		return rawValue{}, false, err
+	}
+	return v, true, nil
 }
 
 func (s *rawStore) batchGet(ctx context.Context, cf engine.CF, keys [][]byte) ([]*kvrpcpb.KvPair, error) {

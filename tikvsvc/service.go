@@ -28,6 +28,7 @@ type Service struct {
 	regions *regions
 	raw     *rawStore
 	txn     *mvcc.Store
+	waiter  *lockWaiter
 }
 
 // ServiceConfig holds what a Service needs.
@@ -58,6 +59,7 @@ func NewService(cfg ServiceConfig) *Service {
 		regions: newRegions(cfg.StoreID, cfg.Regions...),
 		raw:     &rawStore{storage: cfg.Storage, latches: mvcc.NewLatches(latchSlots), now: cfg.Now},
 		txn:     mvcc.NewStore(cfg.Storage, mvcc.NewConcurrencyManager(cfg.InitialMaxTS)),
+		waiter:  newLockWaiter(cfg.Now),
 	}
 }
 

@@ -156,11 +156,13 @@ func clampToRegion(r rawScanRange, region *metapb.Region) rawScanRange {
 }
 
 func (s *Service) RawDeleteRange(ctx context.Context, req *kvrpcpb.RawDeleteRangeRequest) (*kvrpcpb.RawDeleteRangeResponse, error) {
-	_, cf, regionErr, err := s.rawRequest(req.GetContext(), req.GetCf())
+	region, cf, regionErr, err := s.rawRequest(req.GetContext(), req.GetCf())
 	if regionErr != nil || err != nil {
 		return &kvrpcpb.RawDeleteRangeResponse{RegionError: regionErr, Error: errString(err)}, nil
 	}
-	err = s.raw.deleteRange(ctx, cf, req.GetStartKey(), req.GetEndKey())
+	// Never delete past the region: an empty end key means the region's end.
+	r := clampToRegion(rawScanRange{start: req.GetStartKey(), end: req.GetEndKey()}, region)
+	err = s.raw.deleteRange(ctx, cf, r.start, r.end)
 	return &kvrpcpb.RawDeleteRangeResponse{Error: errString(err)}, nil
 }
 
@@ -201,13 +203,21 @@ func (s *Service) RawCompareAndSwap(ctx context.Context, req *kvrpcpb.RawCASRequ
 }
 
 func (s *Service) RawChecksum(ctx context.Context, req *kvrpcpb.RawChecksumRequest) (*kvrpcpb.RawChecksumResponse, error) {
-	if _, regionErr := s.regions.check(req.GetContext()); regionErr != nil {
+	region, regionErr := s.regions.check(req.GetContext())
+	if regionErr != nil {
 		return &kvrpcpb.RawChecksumResponse{RegionError: regionErr}, nil
 	}
 	if req.GetAlgorithm() != kvrpcpb.ChecksumAlgorithm_Crc64_Xor {
 		return &kvrpcpb.RawChecksumResponse{Error: "unsupported checksum algorithm " + req.GetAlgorithm().String()}, nil
 	}
-	sum, kvs, size, err := s.raw.checksum(ctx, req.GetRanges())
+	// Sum only the region's part of each range, as the client adds up the
+	// answers of consecutive regions.
+	ranges := make([]*kvrpcpb.KeyRange, len(req.GetRanges()))
+	for i, kr := range req.GetRanges() {
+		r := clampToRegion(rawScanRange{start: kr.GetStartKey(), end: kr.GetEndKey()}, region)
+		ranges[i] = &kvrpcpb.KeyRange{StartKey: r.start, EndKey: r.end}
+	}
+	sum, kvs, size, err := s.raw.checksum(ctx, ranges)
 	if err != nil {
 		return &kvrpcpb.RawChecksumResponse{Error: err.Error()}, nil
 	}

@@ -68,16 +68,19 @@ func (s *Service) KvPrewrite(ctx context.Context, req *kvrpcpb.PrewriteRequest) 
 }
 
 func (s *Service) KvCommit(ctx context.Context, req *kvrpcpb.CommitRequest) (*kvrpcpb.CommitResponse, error) {
+	defer s.waiter.release(req.GetStartVersion())
 	return txnCall(s, ctx, req, req.GetKeys(), s.txn.Commit,
 		func(e *errorpb.Error) *kvrpcpb.CommitResponse { return &kvrpcpb.CommitResponse{RegionError: e} })
 }
 
 func (s *Service) KvCleanup(ctx context.Context, req *kvrpcpb.CleanupRequest) (*kvrpcpb.CleanupResponse, error) {
+	defer s.waiter.release(req.GetStartVersion())
 	return txnCall(s, ctx, req, [][]byte{req.GetKey()}, s.txn.Cleanup,
 		func(e *errorpb.Error) *kvrpcpb.CleanupResponse { return &kvrpcpb.CleanupResponse{RegionError: e} })
 }
 
 func (s *Service) KvBatchRollback(ctx context.Context, req *kvrpcpb.BatchRollbackRequest) (*kvrpcpb.BatchRollbackResponse, error) {
+	defer s.waiter.release(req.GetStartVersion())
 	return txnCall(s, ctx, req, req.GetKeys(), s.txn.BatchRollback,
 		func(e *errorpb.Error) *kvrpcpb.BatchRollbackResponse {
 			return &kvrpcpb.BatchRollbackResponse{RegionError: e}
@@ -85,6 +88,7 @@ func (s *Service) KvBatchRollback(ctx context.Context, req *kvrpcpb.BatchRollbac
 }
 
 func (s *Service) KvCheckTxnStatus(ctx context.Context, req *kvrpcpb.CheckTxnStatusRequest) (*kvrpcpb.CheckTxnStatusResponse, error) {
+	defer s.waiter.release(req.GetLockTs())
 	return txnCall(s, ctx, req, [][]byte{req.GetPrimaryKey()}, s.txn.CheckTxnStatus,
 		func(e *errorpb.Error) *kvrpcpb.CheckTxnStatusResponse {
 			return &kvrpcpb.CheckTxnStatusResponse{RegionError: e}
@@ -106,6 +110,7 @@ func (s *Service) KvCheckSecondaryLocks(ctx context.Context, req *kvrpcpb.CheckS
 }
 
 func (s *Service) KvResolveLock(ctx context.Context, req *kvrpcpb.ResolveLockRequest) (*kvrpcpb.ResolveLockResponse, error) {
+	defer s.waiter.release(resolvedTxns(req)...)
 	return txnCall(s, ctx, req, req.GetKeys(), s.txn.ResolveLock,
 		func(e *errorpb.Error) *kvrpcpb.ResolveLockResponse {
 			return &kvrpcpb.ResolveLockResponse{RegionError: e}
@@ -118,17 +123,71 @@ func (s *Service) KvScanLock(ctx context.Context, req *kvrpcpb.ScanLockRequest) 
 }
 
 func (s *Service) KVPessimisticRollback(ctx context.Context, req *kvrpcpb.PessimisticRollbackRequest) (*kvrpcpb.PessimisticRollbackResponse, error) {
+	defer s.waiter.release(req.GetStartVersion())
 	return txnCall(s, ctx, req, req.GetKeys(), s.txn.PessimisticRollback,
 		func(e *errorpb.Error) *kvrpcpb.PessimisticRollbackResponse {
 			return &kvrpcpb.PessimisticRollbackResponse{RegionError: e}
 		})
 }
 
+// KvPessimisticLock acquires pessimistic locks. A key locked by another
+// transaction makes the request wait in the store — up to its wait_timeout,
+// at most defaultLockWait — for that transaction to finish, then try again;
+// a wait that would close a cycle of waiting transactions fails at once
+// with a deadlock error carrying the wait chain.
 func (s *Service) KvPessimisticLock(ctx context.Context, req *kvrpcpb.PessimisticLockRequest) (*kvrpcpb.PessimisticLockResponse, error) {
-	return txnCall(s, ctx, req, mutationKeys(req.GetMutations()), s.txn.PessimisticLock,
-		func(e *errorpb.Error) *kvrpcpb.PessimisticLockResponse {
-			return &kvrpcpb.PessimisticLockResponse{RegionError: e}
-		})
+	deadline := s.raw.now().Add(lockWaitTimeout(req.GetWaitTimeout()))
+	for {
+		seen := s.waiter.currentGeneration()
+		resp, err := txnCall(s, ctx, req, mutationKeys(req.GetMutations()), s.txn.PessimisticLock,
+			func(e *errorpb.Error) *kvrpcpb.PessimisticLockResponse {
+				return &kvrpcpb.PessimisticLockResponse{RegionError: e}
+			})
+		locked := blockingLock(resp)
+		remaining := deadline.Sub(s.raw.now())
+		if err != nil || locked == nil || remaining <= 0 {
+			return resp, err
+		}
+		if dl := s.waiter.wait(ctx, seen, req.GetStartVersion(), locked.GetLockVersion(), locked.GetKey(), remaining); dl != nil {
+			return deadlockResponse(req, dl), nil
+		}
+		if ctx.Err() != nil {
+			return resp, nil
+		}
+	}
+}
+
+// blockingLock returns the lock another transaction holds that made a
+// pessimistic lock request fail, or nil.
+func blockingLock(resp *kvrpcpb.PessimisticLockResponse) *kvrpcpb.LockInfo {
+	for _, e := range resp.GetErrors() {
+		if e.GetLocked() != nil {
+			return e.GetLocked()
+		}
+	}
+	return nil
+}
+
+func deadlockResponse(req *kvrpcpb.PessimisticLockRequest, dl *kvrpcpb.Deadlock) *kvrpcpb.PessimisticLockResponse {
+	resp := &kvrpcpb.PessimisticLockResponse{Errors: []*kvrpcpb.KeyError{{Deadlock: dl}}}
+	if req.GetWakeUpMode() == kvrpcpb.PessimisticLockWakeUpMode_WakeUpModeForceLock {
+		resp.Results = []*kvrpcpb.PessimisticLockKeyResult{{Type: kvrpcpb.PessimisticLockKeyResultType_LockResultFailed}}
+	}
+	return resp
+}
+
+// resolvedTxns lists the transactions a ResolveLock request finishes.
+func resolvedTxns(req *kvrpcpb.ResolveLockRequest) []uint64 {
+	txns := []uint64{req.GetStartVersion()}
+	for _, info := range req.GetTxnInfos() {
+		txns = append(txns, info.GetTxn())
+	}
+	return txns
+}
+
+// GetLockWaitInfo lists the pessimistic lock waits in progress.
+func (s *Service) GetLockWaitInfo(ctx context.Context, _ *kvrpcpb.GetLockWaitInfoRequest) (*kvrpcpb.GetLockWaitInfoResponse, error) {
+	return &kvrpcpb.GetLockWaitInfoResponse{Entries: s.waiter.waitInfo()}, nil
 }
 
 // KvGC cleans the versions below the safe point in the region.

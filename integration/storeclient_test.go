@@ -1,0 +1,90 @@
+package integration
+
+import (
+	"context"
+	"testing"
+
+	"github.com/pingcap/kvproto/pkg/kvrpcpb"
+	"github.com/pingcap/kvproto/pkg/tikvpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// storeClient talks raw tikvpb to the cluster's store, for what the stock
+// clients cannot do on purpose (a client that dies mid-commit, bad input).
+type storeClient struct {
+	tikv tikvpb.TikvClient
+	ctx  *kvrpcpb.Context
+}
+
+// storeClient dials the store and builds a request context for the region
+// holding all keys.
+func (c *cluster) storeClient(t *testing.T) *storeClient {
+	t.Helper()
+	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require(t, err, "dial store")
+	t.Cleanup(func() { conn.Close() })
+	region, err := stockPD(t, c.pd.client).GetRegion(context.Background(), nil)
+	require(t, err, "get region")
+	return &storeClient{
+		tikv: tikvpb.NewTikvClient(conn),
+		ctx:  &kvrpcpb.Context{RegionId: region.Meta.GetId(), RegionEpoch: region.Meta.GetRegionEpoch(), Peer: region.Leader},
+	}
+}
+
+// tso returns a fresh timestamp from PD.
+func (c *cluster) tso(t *testing.T, ctx context.Context) uint64 {
+	t.Helper()
+	physical, logical, err := stockPD(t, c.pd.client).GetTS(ctx)
+	require(t, err, "tso")
+	return uint64(physical)<<18 | uint64(logical)
+}
+
+// scanLocks lists every lock in the store at the latest timestamp.
+func (c *cluster) scanLocks(t *testing.T, ctx context.Context) []*kvrpcpb.LockInfo {
+	t.Helper()
+	s := c.storeClient(t)
+	resp, err := s.tikv.KvScanLock(ctx, &kvrpcpb.ScanLockRequest{Context: s.ctx, MaxVersion: c.tso(t, ctx), Limit: 1024})
+	require(t, err, "scan lock")
+	if resp.GetRegionError() != nil || resp.GetError() != nil {
+		t.Fatalf("scan lock: %v %v", resp.GetRegionError(), resp.GetError())
+	}
+	return resp.GetLocks()
+}
+
+func kvPut(key, value string) *kvrpcpb.Mutation {
+	return &kvrpcpb.Mutation{Op: kvrpcpb.Op_Put, Key: []byte(key), Value: []byte(value)}
+}
+
+// prewriteErr prewrites mutations and returns the first key error.
+func (s *storeClient) prewriteErr(t *testing.T, ctx context.Context, startTS uint64, primary []byte, ttlMs uint64, mutations ...*kvrpcpb.Mutation) *kvrpcpb.KeyError {
+	t.Helper()
+	resp, err := s.tikv.KvPrewrite(ctx, &kvrpcpb.PrewriteRequest{
+		Context: s.ctx, Mutations: mutations, PrimaryLock: primary, StartVersion: startTS, LockTtl: ttlMs,
+		TxnSize: uint64(len(mutations)),
+	})
+	require(t, err, "prewrite")
+	if resp.GetRegionError() != nil {
+		t.Fatalf("prewrite region error: %v", resp.GetRegionError())
+	}
+	if len(resp.GetErrors()) > 0 {
+		return resp.GetErrors()[0]
+	}
+	return nil
+}
+
+func (s *storeClient) prewrite(t *testing.T, ctx context.Context, startTS uint64, primary []byte, ttlMs uint64, mutations ...*kvrpcpb.Mutation) {
+	t.Helper()
+	if keyErr := s.prewriteErr(t, ctx, startTS, primary, ttlMs, mutations...); keyErr != nil {
+		t.Fatalf("prewrite: %v", keyErr)
+	}
+}
+
+func (s *storeClient) commit(t *testing.T, ctx context.Context, startTS, commitTS uint64, keys ...[]byte) {
+	t.Helper()
+	resp, err := s.tikv.KvCommit(ctx, &kvrpcpb.CommitRequest{Context: s.ctx, StartVersion: startTS, CommitVersion: commitTS, Keys: keys})
+	require(t, err, "commit")
+	if resp.GetRegionError() != nil || resp.GetError() != nil {
+		t.Fatalf("commit: %v %v", resp.GetRegionError(), resp.GetError())
+	}
+}
