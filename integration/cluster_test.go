@@ -13,18 +13,20 @@ import (
 
 // cluster is one PD and one store, as real processes on free ports.
 type cluster struct {
-	t        *testing.T
-	pd       *pdProcess
-	store    *process
-	storeDir string
-	addr     string
-	status   string
+	t         *testing.T
+	pd        *pdProcess
+	store     *process
+	storeDir  string
+	addr      string
+	status    string
+	storeArgs []string // extra flags for tinykv-server
 }
 
-func startCluster(t *testing.T) *cluster {
+func startCluster(t *testing.T, storeArgs ...string) *cluster {
 	t.Helper()
 	c := &cluster{
-		t:        t,
+		t:         t,
+		storeArgs: storeArgs,
 		pd:       startPDProcess(t, t.TempDir(), hostPort(testutil.FreePort(t)), hostPort(testutil.FreePort(t))),
 		storeDir: t.TempDir(),
 		addr:     hostPort(testutil.FreePort(t)),
@@ -36,8 +38,9 @@ func startCluster(t *testing.T) *cluster {
 
 func (c *cluster) startStore() {
 	c.t.Helper()
-	c.store = startProcess(c.t, "tinykv-server", "--pd", c.pd.client, "--addr", c.addr,
-		"--status-addr", c.status, "--data-dir", c.storeDir)
+	args := append([]string{"--pd", c.pd.client, "--addr", c.addr, "--status-addr", c.status, "--data-dir", c.storeDir},
+		c.storeArgs...)
+	c.store = startProcess(c.t, "tinykv-server", args...)
 	waitHTTP(c.t, "http://"+c.status+"/status")
 }
 

@@ -22,7 +22,7 @@ type ConcurrencyManager struct {
 
 	mu sync.Mutex
 	// locks maps encoded keys to in-flight locks. An entry is owned by one
-	// MemoryLocks (latches keep keys exclusive between commands).
+	// memoryLocks (latches keep keys exclusive between commands).
 	locks map[string]*Lock
 }
 
@@ -91,8 +91,8 @@ func (cm *ConcurrencyManager) CheckRange(start, end []byte, check func(key []byt
 	return nil
 }
 
-// MemoryLocks are the table entries of one prewrite.
-type MemoryLocks struct {
+// memoryLocks are the table entries of one prewrite.
+type memoryLocks struct {
 	cm *ConcurrencyManager
 	// keys are the encoded keys this prewrite put in the table.
 	keys []string
@@ -100,8 +100,8 @@ type MemoryLocks struct {
 
 // lockInMemory puts copies of the locks in the table. The caller holds the
 // latches of the keys.
-func (cm *ConcurrencyManager) lockInMemory(keyLocks []encodedLock) *MemoryLocks {
-	ml := &MemoryLocks{cm: cm}
+func (cm *ConcurrencyManager) lockInMemory(keyLocks []encodedLock) *memoryLocks {
+	ml := &memoryLocks{cm: cm}
 	cm.mu.Lock()
 	defer cm.mu.Unlock()
 	for _, kl := range keyLocks {
@@ -113,7 +113,7 @@ func (cm *ConcurrencyManager) lockInMemory(keyLocks []encodedLock) *MemoryLocks 
 }
 
 // setMinCommitTS records the chosen min_commit_ts in the table's locks.
-func (ml *MemoryLocks) setMinCommitTS(ts uint64) {
+func (ml *memoryLocks) setMinCommitTS(ts uint64) {
 	ml.cm.mu.Lock()
 	defer ml.cm.mu.Unlock()
 	for _, key := range ml.keys {
@@ -123,8 +123,8 @@ func (ml *MemoryLocks) setMinCommitTS(ts uint64) {
 	}
 }
 
-// Release removes the prewrite's entries; it is a no-op on nil.
-func (ml *MemoryLocks) Release() {
+// release removes the prewrite's entries; it is a no-op on nil.
+func (ml *memoryLocks) release() {
 	if ml == nil {
 		return
 	}

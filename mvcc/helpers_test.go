@@ -147,6 +147,17 @@ func (h *harness) writeAt(key string, commitTS uint64) *kvrpcpb.MvccWrite {
 	return nil
 }
 
+// loadLock returns the decoded lock on key, or nil.
+func (h *harness) loadLock(key string) *Lock {
+	h.t.Helper()
+	var lock *Lock
+	require.NoError(h.t, h.store.withReader(h.ctx, func(r *Reader) (err error) {
+		lock, err = r.LoadLock([]byte(key))
+		return err
+	}))
+	return lock
+}
+
 func (h *harness) checkTxnStatus(req *kvrpcpb.CheckTxnStatusRequest) *kvrpcpb.CheckTxnStatusResponse {
 	h.t.Helper()
 	resp, err := h.store.CheckTxnStatus(h.ctx, req)

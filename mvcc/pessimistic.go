@@ -11,6 +11,29 @@ import (
 // use (farmhash Fingerprint64), e.g. for Deadlock.deadlock_key_hash.
 func KeyHash(key []byte) uint64 { return farm.Fingerprint64(key) }
 
+// LockWait is what a PessimisticLock request that met another
+// transaction's lock would wait for: the service layer's lock waiting and
+// deadlock detection key on it.
+type LockWait struct {
+	// Key is the raw key of the blocking lock, KeyHash its KeyHash.
+	Key     []byte
+	KeyHash uint64
+	// LockTS is the start_ts of the transaction holding the lock.
+	LockTS uint64
+	// Lock is the blocking lock as the client sees it.
+	Lock *kvrpcpb.LockInfo
+}
+
+// BlockingLock returns the lock that made a PessimisticLock response fail,
+// and false if it failed for another reason or did not fail.
+func BlockingLock(resp *kvrpcpb.PessimisticLockResponse) (LockWait, bool) {
+	if len(resp.GetErrors()) == 0 || resp.GetErrors()[0].GetLocked() == nil {
+		return LockWait{}, false
+	}
+	lock := resp.GetErrors()[0].GetLocked()
+	return LockWait{Key: lock.GetKey(), KeyHash: KeyHash(lock.GetKey()), LockTS: lock.GetLockVersion(), Lock: lock}, true
+}
+
 // PessimisticLock serves KvPessimisticLock. Every key gets a pessimistic
 // lock at for_update_ts, or the command fails as a whole and writes
 // nothing. A key locked by another transaction yields KeyIsLocked: waiting

@@ -3,6 +3,7 @@ package mvcc
 import (
 	"testing"
 
+	"github.com/dgryski/go-farm"
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
 	"github.com/stretchr/testify/require"
 )
@@ -79,7 +80,12 @@ func TestPessimisticLockErrors(t *testing.T) {
 	require.Equal(t, uint64(30), resp.Errors[0].Locked.LockVersion)
 	require.Equal(t, []byte("a"), resp.Errors[0].Locked.Key)
 	require.Nil(t, h.lockOf("x"), "a failed lock request writes nothing")
-	require.NotZero(t, KeyHash([]byte("a")))
+	wait, ok := BlockingLock(resp)
+	require.True(t, ok)
+	require.Equal(t, []byte("a"), wait.Key)
+	require.Equal(t, uint64(30), wait.LockTS)
+	// The farmhash fingerprint client-go compares deadlock_key_hash with.
+	require.Equal(t, farm.Fingerprint64([]byte("a")), wait.KeyHash)
 
 	// Re-locking by the owner at a newer for_update_ts refreshes the lock.
 	h.mustPessimisticLock("a", 30, 35, "a")
@@ -98,9 +104,18 @@ func TestPessimisticLockErrors(t *testing.T) {
 	resp = h.pessimisticLock(pessimisticLockReq("c", 50, 50, "c"))
 	require.NotEmpty(t, resp.Errors[0].Abort)
 
-	// A prewrite that expects a pessimistic lock that is not there.
-	pw := h.prewrite(pessimisticPrewriteReq("d", 60, 60, put("d", "v")))
+	// A prewrite that expects a pessimistic lock that is not there fails
+	// if the key changed since start_ts...
+	h.mustPrewritePut("d", 61, "d", "v")
+	h.mustCommit(61, 62, "d")
+	pw := h.prewrite(pessimisticPrewriteReq("d", 60, 63, put("d", "v")))
 	require.NotEmpty(t, pw.Errors[0].Abort)
+	// ...and otherwise takes the lost lock as held.
+	h.mustPrewrite(pessimisticPrewriteReq("e", 70, 70, put("e", "v")))
+	h.mustCommit(70, 71, "e")
+	// A retried prewrite after the commit is a no-op.
+	h.mustPrewrite(pessimisticPrewriteReq("e", 70, 70, put("e", "v")))
+	require.Nil(t, h.lockOf("e"))
 }
 
 func TestPessimisticLockReturnValues(t *testing.T) {
@@ -170,4 +185,43 @@ func TestPessimisticRollback(t *testing.T) {
 	require.Nil(t, h.lockOf("a"))
 	require.NotNil(t, h.lockOf("b"), "prewritten locks stay")
 	require.Empty(t, h.info("a").Writes, "no rollback record")
+}
+
+func TestPessimisticPrewriteActions(t *testing.T) {
+	h := newHarness(t)
+	h.mustPrewritePut("u", 20, "u", "taken", "n", "x")
+	h.mustCommit(20, 30, "u", "n")
+
+	// DoConstraintCheck: checked like an optimistic key against start_ts.
+	req := pessimisticPrewriteReq("p", 10, 40, insert("u", "mine"))
+	req.PessimisticActions[0] = kvrpcpb.PrewriteRequest_DO_CONSTRAINT_CHECK
+	resp := h.prewrite(req)
+	require.Equal(t, kvrpcpb.WriteConflict_LazyUniquenessCheck, resp.Errors[0].Conflict.Reason)
+
+	req = pessimisticPrewriteReq("p", 35, 40, insert("u", "mine"))
+	req.PessimisticActions[0] = kvrpcpb.PrewriteRequest_DO_CONSTRAINT_CHECK
+	resp = h.prewrite(req)
+	require.Equal(t, []byte("u"), resp.Errors[0].AlreadyExist.Key)
+
+	// SkipPessimisticCheck: not checked, as in TiKV.
+	req = pessimisticPrewriteReq("p", 10, 40, put("n", "y"))
+	req.PessimisticActions[0] = kvrpcpb.PrewriteRequest_SKIP_PESSIMISTIC_CHECK
+	h.mustPrewrite(req)
+}
+
+func TestCleanupHonoursTTL(t *testing.T) {
+	h := newHarness(t)
+	start := ts(1000)
+	h.mustPrewritePut("k", start, "k", string(make([]byte, 300)))
+	cleanup := func(currentTS uint64) *kvrpcpb.CleanupResponse {
+		resp, err := h.store.Cleanup(h.ctx, &kvrpcpb.CleanupRequest{Key: []byte("k"), StartVersion: start, CurrentTs: currentTS})
+		require.NoError(t, err)
+		return resp
+	}
+	require.NotNil(t, cleanup(ts(2000)).Error.Locked, "TTL 3000ms not yet expired")
+	resp := cleanup(ts(4001))
+	require.Nil(t, resp.Error)
+	require.Nil(t, h.lockOf("k"))
+	require.Empty(t, h.info("k").Values, "the rolled-back long value is deleted")
+	require.Equal(t, kvrpcpb.Op_Rollback, h.writeAt("k", start).Type)
 }

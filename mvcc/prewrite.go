@@ -3,6 +3,7 @@ package mvcc
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
@@ -36,11 +37,17 @@ func (s *Store) Prewrite(ctx context.Context, req *kvrpcpb.PrewriteRequest) (*kv
 		keyErrs, err = p.checkMutations(r)
 		return err
 	})
-	if err != nil || len(keyErrs) > 0 {
-		return &kvrpcpb.PrewriteResponse{Errors: keyErrs}, err
+	if err != nil {
+		return nil, err
+	}
+	if len(keyErrs) > 0 {
+		return &kvrpcpb.PrewriteResponse{Errors: keyErrs}, nil
+	}
+	if p.committedTS != 0 {
+		return p.committedResponse(), nil
 	}
 	memLocks := p.chooseCommitTS()
-	defer memLocks.Release()
+	defer memLocks.release()
 	if err := s.storage.Write(ctx, p.modifies()); err != nil {
 		return nil, err
 	}
@@ -54,11 +61,16 @@ type prewriter struct {
 	// planned are the locks to write, one per mutation that needs one.
 	planned []plannedLock
 	// existingMinCommitTS is the largest min_commit_ts of locks this
-	// transaction had already prewritten (a retried request).
+	// transaction had already prewritten (a retried request), and
+	// existingIs2PC reports that one of them is not an async-commit lock.
 	existingMinCommitTS uint64
+	existingIs2PC       bool
 	// commitTS is the chosen min_commit_ts (async commit) or commit_ts
 	// (1PC); zero for normal 2PC, including after a fallback.
 	commitTS uint64
+	// committedTS is non-zero when the transaction turned out to be
+	// committed already (at that timestamp): nothing is written.
+	committedTS uint64
 }
 
 // plannedLock is the lock one mutation will write.
@@ -96,6 +108,15 @@ func (p *prewriter) checkMutations(r *Reader) ([]*kvrpcpb.KeyError, error) {
 	var locked []*kvrpcpb.KeyError
 	for i, m := range p.req.GetMutations() {
 		err := p.checkMutation(r, m, p.pessimisticAction(i))
+		if errors.Is(err, ErrWriteConflict) || errors.Is(err, ErrPessimisticLockNotFound) {
+			committed, checkErr := p.alreadyCommitted(r, m.GetKey())
+			if checkErr != nil {
+				return nil, checkErr
+			}
+			if committed {
+				continue
+			}
+		}
 		keyErr, err := splitKeyError(err)
 		if err != nil {
 			return nil, fmt.Errorf("mvcc: prewrite %q: %w", m.GetKey(), err)
@@ -111,39 +132,30 @@ func (p *prewriter) checkMutations(r *Reader) ([]*kvrpcpb.KeyError, error) {
 	return locked, nil
 }
 
+// alreadyCommitted reports whether a conflict on key is this
+// transaction's own commit: the request is a retry of a prewrite whose
+// transaction has committed since (TiKV's check_committed_record_on_err).
+// It records the commit timestamp for the response.
+func (p *prewriter) alreadyCommitted(r *Reader, key []byte) (bool, error) {
+	rec, err := r.txnCommitRecord(EncodeKey(key), p.startTS())
+	if err != nil || !rec.committed() {
+		return false, err
+	}
+	p.committedTS = rec.commitTS
+	return true, nil
+}
+
 // checkMutation applies Percolator's prewrite checks to one mutation and,
 // if it needs a lock, adds it to planned.
 func (p *prewriter) checkMutation(r *Reader, m *kvrpcpb.Mutation, action kvrpcpb.PrewriteRequest_PessimisticAction) error {
 	encoded := EncodeKey(m.GetKey())
-	existing, err := r.loadLockEncoded(encoded)
-	if err != nil {
+	state, err := p.examineLock(r, encoded, m.GetKey(), action)
+	if err != nil || state.done {
 		return err
 	}
-	ttl, minCommitTS := p.req.GetLockTtl(), p.req.GetMinCommitTs()
-	hasPessimisticLock := false
-	switch {
-	case existing != nil && existing.StartTS != p.startTS():
-		if action == kvrpcpb.PrewriteRequest_DO_PESSIMISTIC_CHECK {
-			return errAbort(ErrPessimisticLockNotFound, "start_ts %d key %q locked by %d", p.startTS(), m.GetKey(), existing.StartTS)
-		}
-		return errKeyIsLocked(existing.LockInfo(m.GetKey()))
-	case existing != nil && existing.Type != LockTypePessimistic:
-		// A retried prewrite: the lock is already there.
-		p.existingMinCommitTS = max(p.existingMinCommitTS, existing.MinCommitTS)
-		return nil
-	case existing != nil:
-		if !p.isPessimistic() {
-			return errAbort(ErrLockTypeNotMatch, "optimistic prewrite of %q found pessimistic lock of %d", m.GetKey(), p.startTS())
-		}
-		hasPessimisticLock = true
-		ttl, minCommitTS = max(ttl, existing.TTL), max(minCommitTS, existing.MinCommitTS)
-	case action == kvrpcpb.PrewriteRequest_DO_PESSIMISTIC_CHECK:
-		return p.missingPessimisticLock(r, encoded, m.GetKey())
-	}
-
 	constraintChecked := false
-	if !hasPessimisticLock && !(!p.isPessimistic() && p.req.GetSkipConstraintCheck()) {
-		if err := p.checkNewerVersion(r, encoded, m, action); err != nil {
+	if !state.pessimisticLocked && p.needsConstraintCheck(action) {
+		if err := p.checkNewerVersion(r, encoded, m); err != nil {
 			return err
 		}
 		constraintChecked = true
@@ -156,35 +168,87 @@ func (p *prewriter) checkMutation(r *Reader, m *kvrpcpb.Mutation, action kvrpcpb
 	if err := p.checkAssertion(r, encoded, m, constraintChecked); err != nil {
 		return err
 	}
-	return p.planLock(encoded, m, ttl, minCommitTS, hasPessimisticLock)
+	return p.planLock(encoded, m, state)
 }
 
-// missingPessimisticLock handles a DoPessimisticCheck key without a lock:
-// fine if the transaction already committed it (a retried request),
-// otherwise PessimisticLockNotFound.
-func (p *prewriter) missingPessimisticLock(r *Reader, encoded, rawKey []byte) error {
-	rec, err := r.txnCommitRecord(encoded, p.startTS())
+// keyState is what examineLock found on a mutation's key.
+type keyState struct {
+	// done: the key needs nothing (already prewritten or committed by this
+	// transaction; a retried request).
+	done bool
+	// pessimisticLocked: the key holds this transaction's pessimistic lock
+	// (stored, or lost but amended), so it needs no conflict check.
+	pessimisticLocked bool
+	// stored is this transaction's pessimistic lock on the key, if any.
+	stored *Lock
+}
+
+// examineLock checks the key's lock against the transaction.
+func (p *prewriter) examineLock(r *Reader, encoded, key []byte, action kvrpcpb.PrewriteRequest_PessimisticAction) (keyState, error) {
+	existing, err := r.loadLockEncoded(encoded)
+	if err != nil {
+		return keyState{}, err
+	}
+	switch {
+	case existing != nil && existing.StartTS != p.startTS():
+		if action == kvrpcpb.PrewriteRequest_DO_PESSIMISTIC_CHECK {
+			return keyState{}, errAbort(ErrPessimisticLockNotFound, "start_ts %d key %q locked by %d", p.startTS(), key, existing.StartTS)
+		}
+		return keyState{}, errKeyIsLocked(existing.LockInfo(key))
+	case existing != nil && existing.Type != LockTypePessimistic:
+		p.existingMinCommitTS = max(p.existingMinCommitTS, existing.MinCommitTS)
+		p.existingIs2PC = p.existingIs2PC || !existing.UseAsyncCommit
+		return keyState{done: true}, nil
+	case existing != nil:
+		if !p.isPessimistic() {
+			return keyState{}, errAbort(ErrLockTypeNotMatch, "optimistic prewrite of %q found pessimistic lock of %d", key, p.startTS())
+		}
+		return keyState{pessimisticLocked: true, stored: existing}, nil
+	case action == kvrpcpb.PrewriteRequest_DO_PESSIMISTIC_CHECK:
+		return keyState{pessimisticLocked: true}, p.amendPessimisticLock(r, encoded, key)
+	default:
+		return keyState{}, nil
+	}
+}
+
+// needsConstraintCheck reports whether a key without this transaction's
+// pessimistic lock is checked for newer versions: always for optimistic
+// transactions unless skip_constraint_check, and only for
+// DoConstraintCheck keys of pessimistic ones (the others are covered by
+// pessimistic locks on related keys, as in TiKV).
+func (p *prewriter) needsConstraintCheck(action kvrpcpb.PrewriteRequest_PessimisticAction) bool {
+	if !p.isPessimistic() {
+		return !p.req.GetSkipConstraintCheck()
+	}
+	return action == kvrpcpb.PrewriteRequest_DO_CONSTRAINT_CHECK
+}
+
+// amendPessimisticLock handles a DoPessimisticCheck key without a lock.
+// As in TiKV, the lost lock is taken as held if no version was committed
+// at or after start_ts; otherwise the prewrite fails with
+// PessimisticLockNotFound.
+func (p *prewriter) amendPessimisticLock(r *Reader, encoded, rawKey []byte) error {
+	commitTS, latest, err := latestWrite(r, encoded)
 	if err != nil {
 		return err
 	}
-	if rec.committed() {
-		return nil
+	if latest != nil && commitTS >= p.startTS() {
+		return errAbort(ErrPessimisticLockNotFound, "start_ts %d key %q: lock missing and a version committed at %d",
+			p.startTS(), rawKey, commitTS)
 	}
-	return errAbort(ErrPessimisticLockNotFound, "start_ts %d key %q", p.startTS(), rawKey)
+	return nil
 }
 
 // checkNewerVersion is the write-conflict check: no version may be
-// committed after start_ts (optimistic, or a pessimistic key that needs a
-// constraint check) or after for_update_ts (other pessimistic keys), the
-// transaction must not be rolled back on the key, and Insert /
-// CheckNotExists need the key absent.
-func (p *prewriter) checkNewerVersion(r *Reader, encoded []byte, m *kvrpcpb.Mutation, action kvrpcpb.PrewriteRequest_PessimisticAction) error {
+// committed after start_ts, the transaction must not be rolled back on the
+// key, and Insert / CheckNotExists need the key absent.
+func (p *prewriter) checkNewerVersion(r *Reader, encoded []byte, m *kvrpcpb.Mutation) error {
 	commitTS, latest, err := latestWrite(r, encoded)
 	if err != nil {
 		return err
 	}
 	if latest != nil {
-		if err := p.checkConflict(m.GetKey(), commitTS, latest, action); err != nil {
+		if err := p.checkConflict(m.GetKey(), commitTS, latest); err != nil {
 			return err
 		}
 	}
@@ -201,15 +265,13 @@ func (p *prewriter) checkNewerVersion(r *Reader, encoded []byte, m *kvrpcpb.Muta
 	return nil
 }
 
-func (p *prewriter) checkConflict(key []byte, commitTS uint64, latest *Write, action kvrpcpb.PrewriteRequest_PessimisticAction) error {
-	switch {
-	case !p.isPessimistic() && commitTS > p.startTS():
-		return errWriteConflict(p.startTS(), latest.StartTS, commitTS, key, p.req.GetPrimaryLock(), kvrpcpb.WriteConflict_Optimistic)
-	case p.isPessimistic() && action == kvrpcpb.PrewriteRequest_DO_CONSTRAINT_CHECK && commitTS > p.startTS():
-		return errWriteConflict(p.startTS(), latest.StartTS, commitTS, key, p.req.GetPrimaryLock(), kvrpcpb.WriteConflict_LazyUniquenessCheck)
-	case p.isPessimistic() && action != kvrpcpb.PrewriteRequest_DO_CONSTRAINT_CHECK &&
-		commitTS > p.req.GetForUpdateTs() && latest.Type != WriteTypeRollback:
-		return errAbort(ErrPessimisticLockNotFound, "start_ts %d key %q has a newer commit at %d", p.startTS(), key, commitTS)
+func (p *prewriter) checkConflict(key []byte, commitTS uint64, latest *Write) error {
+	if commitTS > p.startTS() {
+		reason := kvrpcpb.WriteConflict_Optimistic
+		if p.isPessimistic() {
+			reason = kvrpcpb.WriteConflict_LazyUniquenessCheck
+		}
+		return errWriteConflict(p.startTS(), latest.StartTS, commitTS, key, p.req.GetPrimaryLock(), reason)
 	}
 	if commitTS == p.startTS() && (latest.Type == WriteTypeRollback || latest.HasOverlappedRollback) {
 		return errWriteConflict(p.startTS(), latest.StartTS, commitTS, key, p.req.GetPrimaryLock(), kvrpcpb.WriteConflict_SelfRolledBack)
@@ -242,17 +304,23 @@ func (p *prewriter) checkAssertion(r *Reader, encoded []byte, m *kvrpcpb.Mutatio
 	return nil
 }
 
-// planLock builds the lock of a mutation that passed the checks.
-func (p *prewriter) planLock(encoded []byte, m *kvrpcpb.Mutation, ttl, minCommitTS uint64, replacesPessimistic bool) error {
+// planLock builds the lock of a mutation that passed the checks. A stored
+// pessimistic lock may have had its TTL and min_commit_ts raised, which
+// the new lock keeps.
+func (p *prewriter) planLock(encoded []byte, m *kvrpcpb.Mutation, state keyState) error {
 	lock := &Lock{
 		Primary:     p.req.GetPrimaryLock(),
 		StartTS:     p.startTS(),
-		TTL:         ttl,
+		TTL:         p.req.GetLockTtl(),
 		ForUpdateTS: p.req.GetForUpdateTs(),
 		TxnSize:     p.req.GetTxnSize(),
-		MinCommitTS: minCommitTS,
+		MinCommitTS: p.req.GetMinCommitTs(),
 	}
-	planned := plannedLock{encoded: encoded, lock: lock, replacesPessimisticLock: replacesPessimistic}
+	if state.stored != nil {
+		lock.TTL = max(lock.TTL, state.stored.TTL)
+		lock.MinCommitTS = max(lock.MinCommitTS, state.stored.MinCommitTS)
+	}
+	planned := plannedLock{encoded: encoded, lock: lock, replacesPessimisticLock: state.stored != nil}
 	switch m.GetOp() {
 	case kvrpcpb.Op_Put, kvrpcpb.Op_Insert:
 		lock.Type = LockTypePut
@@ -264,11 +332,9 @@ func (p *prewriter) planLock(encoded []byte, m *kvrpcpb.Mutation, ttl, minCommit
 	default:
 		return errAbort(ErrInvalidRequest, "prewrite of %q with op %v", m.GetKey(), m.GetOp())
 	}
-	if p.wantsAsyncOrOnePC() {
-		lock.UseAsyncCommit = p.req.GetUseAsyncCommit()
-		if lock.UseAsyncCommit && bytes.Equal(m.GetKey(), p.req.GetPrimaryLock()) {
-			lock.Secondaries = p.req.GetSecondaries()
-		}
+	lock.UseAsyncCommit = p.req.GetUseAsyncCommit()
+	if lock.UseAsyncCommit && bytes.Equal(m.GetKey(), p.req.GetPrimaryLock()) {
+		lock.Secondaries = p.req.GetSecondaries()
 	}
 	p.planned = append(p.planned, planned)
 	return nil
@@ -278,8 +344,18 @@ func (p *prewriter) planLock(encoded []byte, m *kvrpcpb.Mutation, ttl, minCommit
 // commit_ts, with the planned locks held in the in-memory table, which the
 // caller releases after writing. It falls back to 2PC when the timestamp
 // would exceed max_commit_ts.
-func (p *prewriter) chooseCommitTS() *MemoryLocks {
+func (p *prewriter) chooseCommitTS() *memoryLocks {
 	if !p.wantsAsyncOrOnePC() {
+		return nil
+	}
+	if p.existingIs2PC {
+		// A retried request whose earlier attempt wrote 2PC locks.
+		p.fallBackTo2PC()
+		return nil
+	}
+	if len(p.planned) == 0 {
+		// A retried request: every lock is in place with its timestamp.
+		p.commitTS = p.existingMinCommitTS
 		return nil
 	}
 	inFlight := make([]encodedLock, len(p.planned))
@@ -290,7 +366,7 @@ func (p *prewriter) chooseCommitTS() *MemoryLocks {
 	ts := max(p.cm.MaxTS(), p.startTS(), p.req.GetForUpdateTs()) + 1
 	ts = max(ts, p.req.GetMinCommitTs(), p.existingMinCommitTS)
 	if maxCommitTS := p.req.GetMaxCommitTs(); maxCommitTS != 0 && ts > maxCommitTS {
-		memLocks.Release()
+		memLocks.release()
 		p.fallBackTo2PC()
 		return nil
 	}
@@ -334,6 +410,19 @@ func (p *prewriter) modifies() []Modify {
 		}
 	}
 	return t.modifies
+}
+
+// committedResponse answers a retried prewrite of a committed
+// transaction with its commit timestamp where the mode expects one.
+func (p *prewriter) committedResponse() *kvrpcpb.PrewriteResponse {
+	resp := &kvrpcpb.PrewriteResponse{}
+	switch {
+	case p.req.GetTryOnePc():
+		resp.OnePcCommitTs = p.committedTS
+	case p.req.GetUseAsyncCommit():
+		resp.MinCommitTs = p.committedTS
+	}
+	return resp
 }
 
 func (p *prewriter) response() *kvrpcpb.PrewriteResponse {

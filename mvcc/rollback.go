@@ -29,12 +29,15 @@ func (s *Store) BatchRollback(ctx context.Context, req *kvrpcpb.BatchRollbackReq
 }
 
 // Cleanup serves KvCleanup: it rolls back the transaction on the key if its
-// lock expired by current_ts (0: regardless of TTL). A committed
-// transaction is reported through commit_version.
+// lock expired by current_ts (0: regardless of TTL), with a protected
+// Rollback when there is no lock. A committed transaction is reported
+// through commit_version.
 func (s *Store) Cleanup(ctx context.Context, req *kvrpcpb.CleanupRequest) (*kvrpcpb.CleanupResponse, error) {
+	// No async-commit or 1PC commit may land on the protected Rollback.
+	s.cm.UpdateMaxTS(req.GetStartVersion())
 	var commitTS uint64
 	err := s.execute(ctx, [][]byte{req.GetKey()}, func(r *Reader, t *txn) error {
-		err := cleanupKey(r, t, req.GetKey(), req.GetStartVersion(), req.GetCurrentTs(), false)
+		err := cleanupKey(r, t, req.GetKey(), req.GetStartVersion(), req.GetCurrentTs(), true)
 		var committed *committedError
 		if errors.As(err, &committed) {
 			commitTS = committed.commitTS

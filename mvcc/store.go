@@ -103,13 +103,18 @@ func (s *Store) Get(ctx context.Context, req *kvrpcpb.GetRequest) (*kvrpcpb.GetR
 }
 
 // BatchGet serves KvBatchGet: found keys become pairs, locked keys pairs
-// carrying the KeyError, missing keys are left out.
+// carrying the KeyError, missing keys are left out. Like every read, it
+// raises max_ts and checks the in-memory locks before taking its snapshot.
 func (s *Store) BatchGet(ctx context.Context, req *kvrpcpb.BatchGetRequest) (*kvrpcpb.BatchGetResponse, error) {
 	opts := ReadOptionsFromContext(req.GetContext(), req.GetVersion())
+	memoryErrs := make([]error, len(req.GetKeys()))
+	for i, key := range req.GetKeys() {
+		memoryErrs[i] = s.prepareKeyRead(opts, key)
+	}
 	resp := &kvrpcpb.BatchGetResponse{}
 	err := s.withReader(ctx, func(r *Reader) error {
-		for _, key := range req.GetKeys() {
-			pair, err := s.batchGetPair(r, key, opts)
+		for i, key := range req.GetKeys() {
+			pair, err := batchGetPair(r, key, opts, memoryErrs[i])
 			if err != nil {
 				return err
 			}
@@ -119,11 +124,16 @@ func (s *Store) BatchGet(ctx context.Context, req *kvrpcpb.BatchGetRequest) (*kv
 		}
 		return nil
 	})
-	return resp, err
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
 }
 
-func (s *Store) batchGetPair(r *Reader, key []byte, opts ReadOptions) (*kvrpcpb.KvPair, error) {
-	err := s.prepareKeyRead(opts, key)
+// batchGetPair reads one key of a BatchGet whose in-memory lock check gave
+// memoryErr.
+func batchGetPair(r *Reader, key []byte, opts ReadOptions, memoryErr error) (*kvrpcpb.KvPair, error) {
+	err := memoryErr
 	var value []byte
 	var found bool
 	if err == nil {

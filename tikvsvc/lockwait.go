@@ -6,9 +6,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dgryski/go-farm"
 	"github.com/pingcap/kvproto/pkg/deadlock"
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
+	"github.com/tinykv/tinykv/mvcc"
 )
 
 // defaultLockWait is TiKV's wait-for-lock-timeout: the longest a pessimistic
@@ -121,7 +121,7 @@ func (w *lockWaiter) deadlock(edge *waitEdge, path []*waitEdge) *kvrpcpb.Deadloc
 		LockTs:          edge.holder,
 		LockKey:         edge.key,
 		DeadlockKey:     closing.key,
-		DeadlockKeyHash: farm.Fingerprint64(closing.key),
+		DeadlockKeyHash: mvcc.KeyHash(closing.key),
 		WaitChain:       chain,
 	}
 }
@@ -131,7 +131,7 @@ func (w *lockWaiter) entry(e *waitEdge) *deadlock.WaitForEntry {
 		Txn:        e.waiter,
 		WaitForTxn: e.holder,
 		Key:        e.key,
-		KeyHash:    farm.Fingerprint64(e.key),
+		KeyHash:    mvcc.KeyHash(e.key),
 		WaitTime:   uint64(w.now().Sub(e.since).Milliseconds()),
 	}
 }

@@ -41,7 +41,10 @@ type NodeConfig struct {
 	PDAddrs []string
 	// Labels are reported to PD with the store.
 	Labels []*metapb.StoreLabel
-	Logger *slog.Logger
+	// GCPollInterval is how often the GC safe point is read from PD;
+	// 0 means DefaultGCPollInterval.
+	GCPollInterval time.Duration
+	Logger         *slog.Logger
 }
 
 // Node is a running store: engines, identity, gRPC and status servers, and
@@ -71,6 +74,9 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.GCPollInterval <= 0 {
+		cfg.GCPollInterval = DefaultGCPollInterval
+	}
 	n = &Node{cfg: cfg, log: cfg.Logger, started: time.Now()}
 	defer func() {
 		if err != nil {
@@ -96,7 +102,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	if err := n.pd.PutStore(ctx, n.storeMeta()); err != nil {
 		return nil, err
 	}
-	n.startHeartbeats()
+	n.startBackground()
 	n.log.Info("store started", "store-id", n.storeID, "addr", cfg.AdvertiseAddr, "status-addr", cfg.StatusAddr)
 	return n, nil
 }
@@ -236,10 +242,16 @@ func (n *Node) storeMeta() *metapb.Store {
 	}
 }
 
-func (n *Node) startHeartbeats() {
+// startBackground starts the heartbeat loop and the GC worker.
+func (n *Node) startBackground() {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.wg.Add(1)
+	gc := &gcWorker{svc: n.svc, pd: n.pd, interval: n.cfg.GCPollInterval}
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		gc.run(ctx)
+	}()
 	go func() {
 		defer n.wg.Done()
 		ticker := time.NewTicker(heartbeatInterval)

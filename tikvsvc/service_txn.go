@@ -5,6 +5,7 @@ import (
 
 	"github.com/pingcap/kvproto/pkg/errorpb"
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
+	"github.com/tinykv/tinykv/mvcc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -143,29 +144,18 @@ func (s *Service) KvPessimisticLock(ctx context.Context, req *kvrpcpb.Pessimisti
 			func(e *errorpb.Error) *kvrpcpb.PessimisticLockResponse {
 				return &kvrpcpb.PessimisticLockResponse{RegionError: e}
 			})
-		locked := blockingLock(resp)
+		blocking, locked := mvcc.BlockingLock(resp)
 		remaining := deadline.Sub(s.raw.now())
-		if err != nil || locked == nil || remaining <= 0 {
+		if err != nil || !locked || remaining <= 0 {
 			return resp, err
 		}
-		if dl := s.waiter.wait(ctx, seen, req.GetStartVersion(), locked.GetLockVersion(), locked.GetKey(), remaining); dl != nil {
+		if dl := s.waiter.wait(ctx, seen, req.GetStartVersion(), blocking.LockTS, blocking.Key, remaining); dl != nil {
 			return deadlockResponse(req, dl), nil
 		}
 		if ctx.Err() != nil {
 			return resp, nil
 		}
 	}
-}
-
-// blockingLock returns the lock another transaction holds that made a
-// pessimistic lock request fail, or nil.
-func blockingLock(resp *kvrpcpb.PessimisticLockResponse) *kvrpcpb.LockInfo {
-	for _, e := range resp.GetErrors() {
-		if e.GetLocked() != nil {
-			return e.GetLocked()
-		}
-	}
-	return nil
 }
 
 func deadlockResponse(req *kvrpcpb.PessimisticLockRequest, dl *kvrpcpb.Deadlock) *kvrpcpb.PessimisticLockResponse {

@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/pingcap/kvproto/pkg/metapb"
@@ -41,6 +42,9 @@ type fileConfig struct {
 	PD struct {
 		Endpoints []string `toml:"endpoints"`
 	} `toml:"pd"`
+	GC struct {
+		PollSafePointInterval duration `toml:"poll-safe-point-interval"`
+	} `toml:"gc"`
 	Log struct {
 		Level string `toml:"level"`
 		File  struct {
@@ -71,13 +75,14 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	node, err := tikvsvc.StartNode(ctx, tikvsvc.NodeConfig{
-		DataDir:       cfg.Storage.DataDir,
-		Addr:          cfg.Server.Addr,
-		AdvertiseAddr: cfg.Server.AdvertiseAddr,
-		StatusAddr:    cfg.Server.StatusAddr,
-		PDAddrs:       cfg.PD.Endpoints,
-		Labels:        storeLabels(cfg.Server.Labels),
-		Logger:        logger,
+		DataDir:        cfg.Storage.DataDir,
+		Addr:           cfg.Server.Addr,
+		AdvertiseAddr:  cfg.Server.AdvertiseAddr,
+		StatusAddr:     cfg.Server.StatusAddr,
+		PDAddrs:        cfg.PD.Endpoints,
+		Labels:         storeLabels(cfg.Server.Labels),
+		GCPollInterval: cfg.GC.PollSafePointInterval.Duration,
+		Logger:         logger,
 	})
 	if err != nil {
 		return err
@@ -135,6 +140,18 @@ func parseConfig(args []string) (*fileConfig, error) {
 		cfg.Server.Labels = parsed
 	}
 	return cfg, nil
+}
+
+// duration is a TOML duration string such as "10s".
+type duration struct{ time.Duration }
+
+func (d *duration) UnmarshalText(text []byte) error {
+	parsed, err := time.ParseDuration(string(text))
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", text, err)
+	}
+	d.Duration = parsed
+	return nil
 }
 
 // override sets dst from a flag value, or to def when both are empty.

@@ -1,0 +1,192 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pingcap/kvproto/pkg/kvrpcpb"
+	"github.com/pingcap/kvproto/pkg/metapb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// TestGCRemovesOldVersions: once PD's GC safe point passes a key's later
+// versions, the store's GC worker removes the older ones; reads at newer
+// timestamps are unchanged.
+func TestGCRemovesOldVersions(t *testing.T) {
+	configPath := filepath.Join(t.TempDir(), "tikv.toml")
+	require(t, os.WriteFile(configPath, []byte("[gc]\npoll-safe-point-interval = \"100ms\"\n"), 0o644), "write config")
+	c := startCluster(t, "--config", configPath)
+	ctx := ctxT(t)
+	cli := c.txnClient()
+	put := func(key, value string) {
+		txn, err := cli.Begin()
+		require(t, err, "begin")
+		if value == "" {
+			require(t, txn.Delete([]byte(key)), "delete")
+		} else {
+			require(t, txn.Set([]byte(key), []byte(value)), "set")
+		}
+		require(t, txn.Commit(ctx), "commit")
+	}
+	for _, v := range []string{"v1", "v2", strings.Repeat("v3", 200)} {
+		put("gc/key", v)
+	}
+	put("gc/gone", "x")
+	put("gc/gone", "")
+	raw := c.storeClient(t)
+	if n := len(raw.mvcc(t, ctx, "gc/key").GetWrites()); n != 3 {
+		t.Fatalf("before GC: %d versions, want 3", n)
+	}
+	safePoint := c.tso(t, ctx)
+	put("gc/key", "v4") // newer than the safe point: must survive
+	_, err := stockPD(t, c.pd.client).UpdateGCSafePoint(ctx, safePoint)
+	require(t, err, "update safe point")
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		key, gone := raw.mvcc(t, ctx, "gc/key"), raw.mvcc(t, ctx, "gc/gone")
+		if len(key.GetWrites()) == 2 && len(gone.GetWrites()) == 0 && len(key.GetValues()) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GC did not run: gc/key %v; gc/gone %v", key, gone)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	reader, err := cli.Begin()
+	require(t, err, "begin")
+	if v, err := reader.Get(ctx, []byte("gc/key")); err != nil || string(v) != "v4" {
+		t.Fatalf("latest version after GC: %q %v", v, err)
+	}
+	old := cli.GetSnapshot(safePoint)
+	if v, err := old.Get(ctx, []byte("gc/key")); err != nil || !bytes.Equal(v, []byte(strings.Repeat("v3", 200))) {
+		t.Fatalf("read at the safe point after GC: %q %v", v, err)
+	}
+}
+
+func (s *storeClient) mvcc(t *testing.T, ctx context.Context, key string) *kvrpcpb.MvccInfo {
+	t.Helper()
+	resp, err := s.tikv.MvccGetByKey(ctx, &kvrpcpb.MvccGetByKeyRequest{Context: s.ctx, Key: []byte(key)})
+	require(t, err, "mvcc get by key")
+	if resp.GetRegionError() != nil || resp.GetError() != "" {
+		t.Fatalf("mvcc get by key: %v %s", resp.GetRegionError(), resp.GetError())
+	}
+	return resp.GetInfo()
+}
+
+// TestStatusServer: /status, /metrics in Prometheus text, /config as TiKV's
+// nested JSON, POST /config for known keys only.
+func TestStatusServer(t *testing.T) {
+	c := startCluster(t)
+	ctx := ctxT(t)
+	raw := c.rawClient()
+	require(t, raw.Put(ctx, []byte("m"), []byte("v")), "put")
+
+	body := func(method, path, payload string) (int, string) {
+		req, err := http.NewRequest(method, "http://"+c.status+path, strings.NewReader(payload))
+		require(t, err, "request")
+		resp, err := http.DefaultClient.Do(req)
+		require(t, err, method+" "+path)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := body("GET", "/status", ""); code != http.StatusOK {
+		t.Fatalf("/status: %d", code)
+	}
+	if code, metrics := body("GET", "/metrics", ""); code != http.StatusOK || !strings.Contains(metrics, `tikv_grpc_msg_total{type="RawPut"}`) {
+		t.Fatalf("/metrics: %d\n%s", code, metrics)
+	}
+	code, cfgText := body("GET", "/config", "")
+	var cfg struct {
+		Storage map[string]any `json:"storage"`
+	}
+	require(t, json.Unmarshal([]byte(cfgText), &cfg), "decode /config")
+	if code != http.StatusOK || cfg.Storage["api-version"] != float64(1) || cfg.Storage["engine"] != "raft-kv" {
+		t.Fatalf("/config: %d %s", code, cfgText)
+	}
+	if code, _ := body("POST", "/config", `{"storage.max-key-size": 4096}`); code != http.StatusOK {
+		t.Fatalf("POST known key: %d", code)
+	}
+	if _, after := body("GET", "/config", ""); !strings.Contains(after, `"max-key-size":4096`) {
+		t.Fatalf("config after POST: %s", after)
+	}
+	if code, _ := body("POST", "/config", `{"no.such.key": 1}`); code != http.StatusBadRequest {
+		t.Fatalf("POST unknown key: %d", code)
+	}
+	if code, _ := body("POST", "/config", `not json`); code != http.StatusBadRequest {
+		t.Fatalf("POST bad json: %d", code)
+	}
+}
+
+// TestTxnBadInput: malformed or out-of-order transactional requests get
+// TiKV's errors in the response, and the store keeps serving.
+func TestTxnBadInput(t *testing.T) {
+	c := startCluster(t)
+	ctx := ctxT(t)
+	s := c.storeClient(t)
+
+	commit, err := s.tikv.KvCommit(ctx, &kvrpcpb.CommitRequest{Context: s.ctx, StartVersion: c.tso(t, ctx),
+		CommitVersion: c.tso(t, ctx), Keys: [][]byte{[]byte("never-prewritten")}})
+	require(t, err, "commit")
+	if commit.GetError() == nil {
+		t.Fatalf("commit without prewrite succeeded")
+	}
+
+	start := c.tso(t, ctx)
+	s.prewrite(t, ctx, start, []byte("rb"), 3000, kvPut("rb", "v"))
+	rb, err := s.tikv.KvBatchRollback(ctx, &kvrpcpb.BatchRollbackRequest{Context: s.ctx, StartVersion: start, Keys: [][]byte{[]byte("rb")}})
+	require(t, err, "rollback")
+	if rb.GetError() != nil {
+		t.Fatalf("rollback: %v", rb.GetError())
+	}
+	commit, err = s.tikv.KvCommit(ctx, &kvrpcpb.CommitRequest{Context: s.ctx, StartVersion: start,
+		CommitVersion: c.tso(t, ctx), Keys: [][]byte{[]byte("rb")}})
+	require(t, err, "commit after rollback")
+	if commit.GetError() == nil {
+		t.Fatalf("commit after rollback succeeded")
+	}
+
+	zero, err := s.tikv.KvCommit(ctx, &kvrpcpb.CommitRequest{Context: s.ctx, StartVersion: 0, CommitVersion: 0, Keys: [][]byte{[]byte("z")}})
+	require(t, err, "commit at ts 0")
+	if zero.GetError() == nil {
+		t.Fatalf("commit at ts 0 succeeded")
+	}
+
+	huge := &kvrpcpb.Mutation{Op: kvrpcpb.Op_Put, Key: []byte("huge"), Value: bytes.Repeat([]byte("x"), 8<<20)}
+	big, err := s.tikv.KvPrewrite(ctx, &kvrpcpb.PrewriteRequest{Context: s.ctx, Mutations: []*kvrpcpb.Mutation{huge},
+		PrimaryLock: []byte("huge"), StartVersion: c.tso(t, ctx), LockTtl: 3000})
+	require(t, err, "prewrite 8 MiB")
+	if big.GetRegionError().GetRaftEntryTooLarge() == nil {
+		t.Fatalf("8 MiB prewrite: %v", big.GetRegionError())
+	}
+
+	wrongRegion := *s.ctx
+	wrongRegion.RegionId++
+	get, err := s.tikv.KvGet(ctx, &kvrpcpb.GetRequest{Context: &wrongRegion, Key: []byte("k"), Version: c.tso(t, ctx)})
+	require(t, err, "get with a wrong region")
+	if get.GetRegionError().GetRegionNotFound() == nil {
+		t.Fatalf("wrong region id: %v", get.GetRegionError())
+	}
+	stale := *s.ctx
+	stale.RegionEpoch = &metapb.RegionEpoch{}
+	get, err = s.tikv.KvGet(ctx, &kvrpcpb.GetRequest{Context: &stale, Key: []byte("k"), Version: c.tso(t, ctx)})
+	require(t, err, "get with a stale epoch")
+	if len(get.GetRegionError().GetEpochNotMatch().GetCurrentRegions()) != 1 {
+		t.Fatalf("stale epoch: %v", get.GetRegionError())
+	}
+
+	if _, err := s.tikv.KvImport(ctx, &kvrpcpb.ImportRequest{}); status.Code(err) != codes.Unimplemented {
+		t.Fatalf("unknown RPC: %v", err)
+	}
+	s.prewrite(t, ctx, c.tso(t, ctx), []byte("still"), 3000, kvPut("still", "serving"))
+}
