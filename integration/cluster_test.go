@@ -27,10 +27,10 @@ func startCluster(t *testing.T, storeArgs ...string) *cluster {
 	c := &cluster{
 		t:         t,
 		storeArgs: storeArgs,
-		pd:       startPDProcess(t, t.TempDir(), hostPort(testutil.FreePort(t)), hostPort(testutil.FreePort(t))),
-		storeDir: t.TempDir(),
-		addr:     hostPort(testutil.FreePort(t)),
-		status:   hostPort(testutil.FreePort(t)),
+		pd:        startPDProcess(t, t.TempDir(), hostPort(testutil.FreePort(t)), hostPort(testutil.FreePort(t))),
+		storeDir:  t.TempDir(),
+		addr:      hostPort(testutil.FreePort(t)),
+		status:    hostPort(testutil.FreePort(t)),
 	}
 	c.startStore()
 	return c
