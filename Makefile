@@ -8,9 +8,10 @@ all: build
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-# The local cluster: PD on 127.0.0.1:2379 with data under ./data.
+# The local cluster: PD on 127.0.0.1:2379 and a store on 127.0.0.1:20160, data
+# under ./data; Ctrl-C stops it.
 run: build
-	$(BIN)/tinyscheduler-server --data-dir data/pd
+	$(BIN)/tinykv-playground --data data
 
 vet:
 	$(GO) vet ./...

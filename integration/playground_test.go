@@ -1,0 +1,96 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tikv/client-go/v2/config"
+	"github.com/tikv/client-go/v2/rawkv"
+	"github.com/tinykv/tinykv/internal/testutil"
+)
+
+// TestPlaygroundStartsStopsAndRestarts drives what `make run` runs: the
+// playground starts PD and a store, a client uses them, Ctrl-C stops both
+// cleanly, and a second start on the same data serves the same data.
+func TestPlaygroundStartsStopsAndRestarts(t *testing.T) {
+	dataDir := t.TempDir()
+	pdPort := testutil.FreePort(t)
+	args := []string{"--data", dataDir, "--bin", binDir,
+		"--pd-port", fmt.Sprint(pdPort),
+		"--store-port", fmt.Sprint(testutil.FreePort(t)),
+		"--status-port", fmt.Sprint(testutil.FreePort(t))}
+	pd := hostPort(pdPort)
+
+	first := startPlayground(t, args)
+	raw, err := rawkv.NewClientWithOpts(context.Background(), []string{pd}, rawkv.WithSecurity(config.Security{}))
+	require(t, err, "rawkv client")
+	require(t, raw.Put(ctxT(t), []byte("playground"), []byte("kept")), "put")
+	raw.Close()
+	first.interrupt(t)
+
+	second := startPlayground(t, args)
+	raw, err = rawkv.NewClientWithOpts(context.Background(), []string{pd}, rawkv.WithSecurity(config.Security{}))
+	require(t, err, "rawkv client after restart")
+	defer raw.Close()
+	v, err := raw.Get(ctxT(t), []byte("playground"))
+	if err != nil || string(v) != "kept" {
+		t.Fatalf("after restart: %q %v", v, err)
+	}
+	second.interrupt(t)
+}
+
+type playground struct {
+	cmd    *exec.Cmd
+	exited chan error
+}
+
+// startPlayground runs the playground until it prints that it is ready.
+func startPlayground(t *testing.T, args []string) *playground {
+	t.Helper()
+	cmd := exec.Command(binary("tinykv-playground"), args...)
+	stdout, err := cmd.StdoutPipe()
+	require(t, err, "stdout pipe")
+	require(t, cmd.Start(), "start playground")
+	p := &playground{cmd: cmd, exited: make(chan error, 1)}
+	ready := make(chan struct{})
+	go func() {
+		scanner := bufio.NewScanner(stdout)
+		for scanner.Scan() {
+			if strings.Contains(scanner.Text(), "cluster ready") {
+				close(ready)
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+		p.exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	select {
+	case <-ready:
+		return p
+	case err := <-p.exited:
+		t.Fatalf("playground exited before it was ready: %v", err)
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("playground not ready after 2 minutes")
+	}
+	return nil
+}
+
+// interrupt sends Ctrl-C and expects a clean exit.
+func (p *playground) interrupt(t *testing.T) {
+	t.Helper()
+	require(t, p.cmd.Process.Signal(syscall.SIGINT), "SIGINT")
+	select {
+	case err := <-p.exited:
+		require(t, err, "playground exit status")
+	case <-time.After(45 * time.Second):
+		t.Fatalf("playground did not stop after Ctrl-C")
+	}
+}
