@@ -1,7 +1,11 @@
 package integration
 
 import (
+	"bufio"
 	"context"
+	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,4 +98,22 @@ func TestSmokeTxnAndRaw(t *testing.T) {
 	if err != nil || string(got) != "x" {
 		t.Fatalf("raw get = %q, %v", got, err)
 	}
+}
+
+// metric returns the value of one series from the store's /metrics, or 0
+// when the series is absent.
+func (c *cluster) metric(t *testing.T, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + c.status + "/metrics")
+	require(t, err, "get metrics")
+	defer resp.Body.Close()
+	scanner := bufio.NewScanner(resp.Body)
+	for scanner.Scan() {
+		if value, ok := strings.CutPrefix(scanner.Text(), series+" "); ok {
+			v, err := strconv.ParseFloat(value, 64)
+			require(t, err, "parse metric "+series)
+			return v
+		}
+	}
+	return 0
 }

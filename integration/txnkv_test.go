@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
+	"github.com/tikv/client-go/v2/config"
 	tikverr "github.com/tikv/client-go/v2/error"
 	"github.com/tikv/client-go/v2/kv"
 	"github.com/tikv/client-go/v2/tikvrpc"
@@ -330,12 +331,20 @@ func TestDeadClientLocksAreResolved(t *testing.T) {
 	}
 }
 
-// TestLargeTransaction commits 100k keys in one transaction, long enough
-// that the client's TTL manager heart-beats the primary lock.
+// TestLargeTransaction commits 100k keys in one transaction. The client's
+// TTL manager is set to start for this size and to beat twice a second, so
+// the primary lock is kept alive by TxnHeartBeat while the commit runs (the
+// store's metrics count them; the client sends them outside the
+// transaction's interceptors).
 func TestLargeTransaction(t *testing.T) {
 	c := startCluster(t)
 	ctx := ctxT(t)
 	cli := c.txnClient()
+	restore := config.UpdateGlobal(func(conf *config.Config) { conf.TiKVClient.TTLRefreshedTxnSize = 1 << 20 })
+	defer restore()
+	defer func(ttl uint64) { atomic.StoreUint64(&transaction.ManagedLockTTL, ttl) }(atomic.LoadUint64(&transaction.ManagedLockTTL))
+	atomic.StoreUint64(&transaction.ManagedLockTTL, 1000)
+
 	txn, err := cli.Begin()
 	require(t, err, "begin")
 	const n = 100_000
@@ -356,6 +365,9 @@ func TestLargeTransaction(t *testing.T) {
 	it.Close()
 	if count != n {
 		t.Fatalf("read back %d keys, want %d", count, n)
+	}
+	if beats := c.metric(t, `tikv_grpc_msg_total{type="KvTxnHeartBeat"}`); beats == 0 {
+		t.Fatalf("the store served no TxnHeartBeat while %d keys were committed", n)
 	}
 }
 
