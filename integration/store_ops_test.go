@@ -190,3 +190,62 @@ func TestTxnBadInput(t *testing.T) {
 	}
 	s.prewrite(t, ctx, c.tso(t, ctx), []byte("still"), 3000, kvPut("still", "serving"))
 }
+
+// TestSafeTS: the store's safe ts (GetStoreSafeTS, and PD's
+// /min-resolved-ts from the store's reports) advances with time but stays
+// below the start ts of a pending lock until that lock is gone.
+func TestSafeTS(t *testing.T) {
+	c := startCluster(t)
+	ctx := ctxT(t)
+	s := c.storeClient(t)
+	safeTS := func() uint64 {
+		resp, err := s.tikv.GetStoreSafeTS(ctx, &kvrpcpb.StoreSafeTSRequest{KeyRange: &kvrpcpb.KeyRange{}})
+		require(t, err, "get store safe ts")
+		return resp.GetSafeTs()
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	before := c.tso(t, ctx)
+	waitFor("safe ts to pass a fresh timestamp", func() bool { return safeTS() > before })
+
+	start := c.tso(t, ctx)
+	s.prewrite(t, ctx, start, []byte("pending"), 60_000, kvPut("pending", "v"))
+	time.Sleep(2500 * time.Millisecond)
+	if got := safeTS(); got >= start {
+		t.Fatalf("safe ts %d reached a pending lock's start ts %d", got, start)
+	}
+	pdMin := pdMinResolvedTS(t, c)
+	if pdMin == 0 || pdMin >= start {
+		t.Fatalf("PD min resolved ts %d, want in (0, %d)", pdMin, start)
+	}
+	rb, err := s.tikv.KvBatchRollback(ctx, &kvrpcpb.BatchRollbackRequest{Context: s.ctx, StartVersion: start, Keys: [][]byte{[]byte("pending")}})
+	require(t, err, "rollback")
+	if rb.GetError() != nil {
+		t.Fatalf("rollback: %v", rb.GetError())
+	}
+	waitFor("safe ts to pass the rolled-back lock", func() bool { return safeTS() > start })
+}
+
+func pdMinResolvedTS(t *testing.T, c *cluster) uint64 {
+	t.Helper()
+	resp, err := http.Get("http://" + c.pd.client + "/pd/api/v1/min-resolved-ts")
+	require(t, err, "min-resolved-ts")
+	defer resp.Body.Close()
+	var body struct {
+		MinResolvedTS uint64 `json:"min_resolved_ts"`
+		IsRealTime    bool   `json:"is_real_time"`
+	}
+	require(t, json.NewDecoder(resp.Body).Decode(&body), "decode min-resolved-ts")
+	if !body.IsRealTime {
+		t.Fatalf("min-resolved-ts is not real time")
+	}
+	return body.MinResolvedTS
+}

@@ -242,15 +242,21 @@ func (n *Node) storeMeta() *metapb.Store {
 	}
 }
 
-// startBackground starts the heartbeat loop and the GC worker.
+// startBackground starts the heartbeat loop, the GC worker and the
+// resolved ts tracker.
 func (n *Node) startBackground() {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	gc := &gcWorker{svc: n.svc, pd: n.pd, interval: n.cfg.GCPollInterval}
-	n.wg.Add(2)
+	resolved := &resolvedTS{svc: n.svc, pd: n.pd, storeID: n.storeID}
+	n.wg.Add(3)
 	go func() {
 		defer n.wg.Done()
 		gc.run(ctx)
+	}()
+	go func() {
+		defer n.wg.Done()
+		resolved.run(ctx)
 	}()
 	go func() {
 		defer n.wg.Done()

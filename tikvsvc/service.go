@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pingcap/kvproto/pkg/metapb"
@@ -29,6 +30,9 @@ type Service struct {
 	raw     *rawStore
 	txn     *mvcc.Store
 	waiter  *lockWaiter
+	// safeTS is the store's safe ts for stale reads (see resolvedTS); it
+	// never decreases.
+	safeTS atomic.Uint64
 }
 
 // ServiceConfig holds what a Service needs.

@@ -233,3 +233,14 @@ func (c *Client) TS(ctx context.Context) (uint64, error) {
 	ts := resp.GetTimestamp()
 	return uint64(ts.GetPhysical())<<18 | uint64(ts.GetLogical()), nil
 }
+
+// ReportMinResolvedTS tells PD the store's resolved ts.
+func (c *Client) ReportMinResolvedTS(ctx context.Context, storeID, ts uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	resp, err := c.pd.ReportMinResolvedTS(ctx, &pdpb.ReportMinResolvedTsRequest{Header: c.header(), StoreId: storeID, MinResolvedTs: ts})
+	if err != nil {
+		return fmt.Errorf("pd: report min resolved ts: %w", err)
+	}
+	return headerError("report min resolved ts", resp.GetHeader())
+}
