@@ -185,6 +185,9 @@ func TestTxnBadInput(t *testing.T) {
 		t.Fatalf("stale epoch: %v", get.GetRegionError())
 	}
 
+	emptyKey := s.prewriteErr(t, ctx, c.tso(t, ctx), []byte{}, 3000, kvPut("", "v"))
+	t.Logf("prewrite of an empty key answered %v", emptyKey)
+
 	if _, err := s.tikv.KvImport(ctx, &kvrpcpb.ImportRequest{}); status.Code(err) != codes.Unimplemented {
 		t.Fatalf("unknown RPC: %v", err)
 	}
@@ -248,4 +251,29 @@ func pdMinResolvedTS(t *testing.T, c *cluster) uint64 {
 		t.Fatalf("min-resolved-ts is not real time")
 	}
 	return body.MinResolvedTS
+}
+
+// TestSplitRegionIsANoOpForNow: SplitRegion answers success with no new
+// regions (the client keeps its region), and the split path of client-go
+// accepts it.
+func TestSplitRegionIsANoOpForNow(t *testing.T) {
+	c := startCluster(t)
+	ctx := ctxT(t)
+	s := c.storeClient(t)
+	resp, err := s.tikv.SplitRegion(ctx, &kvrpcpb.SplitRegionRequest{Context: s.ctx, SplitKeys: [][]byte{[]byte("m")}})
+	require(t, err, "split region")
+	if resp.GetRegionError() != nil || len(resp.GetRegions()) != 0 {
+		t.Fatalf("split: %v", resp)
+	}
+	stale := *s.ctx
+	stale.RegionEpoch = &metapb.RegionEpoch{}
+	resp, err = s.tikv.SplitRegion(ctx, &kvrpcpb.SplitRegionRequest{Context: &stale, SplitKeys: [][]byte{[]byte("m")}})
+	require(t, err, "split with a stale epoch")
+	if resp.GetRegionError().GetEpochNotMatch() == nil {
+		t.Fatalf("stale split: %v", resp.GetRegionError())
+	}
+	cli := c.txnClient()
+	if _, err := cli.KVStore.SplitRegions(ctx, [][]byte{[]byte("a"), []byte("z")}, false, nil); err != nil {
+		t.Fatalf("client-go SplitRegions: %v", err)
+	}
 }
