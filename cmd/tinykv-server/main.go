@@ -45,12 +45,7 @@ type fileConfig struct {
 	GC struct {
 		PollSafePointInterval duration `toml:"poll-safe-point-interval"`
 	} `toml:"gc"`
-	Log struct {
-		Level string `toml:"level"`
-		File  struct {
-			Filename string `toml:"filename"`
-		} `toml:"file"`
-	} `toml:"log"`
+	Log logutil.Config `toml:"log"`
 }
 
 func main() {
@@ -65,7 +60,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	logger, closeLog, err := logutil.New(cfg.Log.File.Filename, cfg.Log.Level)
+	logger, closeLog, err := cfg.Log.Open()
 	if err != nil {
 		return err
 	}

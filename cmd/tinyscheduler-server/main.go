@@ -25,12 +25,7 @@ import (
 // fileConfig is the TOML configuration file, in PD's layout.
 type fileConfig struct {
 	pdsvc.Config
-	Log struct {
-		Level string `toml:"level"`
-		File  struct {
-			Filename string `toml:"filename"`
-		} `toml:"file"`
-	} `toml:"log"`
+	Log logutil.Config `toml:"log"`
 }
 
 func main() {
@@ -45,7 +40,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	logger, closeLog, err := logutil.New(cfg.Log.File.Filename, cfg.Log.Level)
+	logger, closeLog, err := cfg.Log.Open()
 	if err != nil {
 		return err
 	}

@@ -29,3 +29,16 @@ func New(file, level string) (*slog.Logger, func(), error) {
 	}
 	return slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: lvl})), closeFn, nil
 }
+
+// Config is the [log] section of TiKV's and PD's TOML files.
+type Config struct {
+	Level string `toml:"level"`
+	File  struct {
+		Filename string `toml:"filename"`
+	} `toml:"file"`
+}
+
+// Open builds the logger the section describes.
+func (c Config) Open() (*slog.Logger, func(), error) {
+	return New(c.File.Filename, c.Level)
+}

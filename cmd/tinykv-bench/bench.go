@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	tikvconfig "github.com/tikv/client-go/v2/config"
+	"github.com/tikv/client-go/v2/rawkv"
+	"github.com/tikv/client-go/v2/txnkv"
+)
+
+// bench sets up the selected systems, runs the plan against them and stops
+// them. The temporary directory is kept when --keep-data is set or the run
+// fails, so that the logs can be read.
+func bench(ctx context.Context, cfg config) (rep report, err error) {
+	dir, err := os.MkdirTemp("", "tinykv-bench-")
+	if err != nil {
+		return report{}, fmt.Errorf("temporary directory: %w", err)
+	}
+	defer func() {
+		if cfg.keepData || err != nil {
+			slog.Info("data and logs kept", "dir", dir)
+			return
+		}
+		if rmErr := os.RemoveAll(dir); rmErr != nil {
+			slog.Warn("remove temporary directory", "dir", dir, "err", rmErr)
+		}
+	}()
+	e, err := setup(ctx, cfg, dir)
+	if err != nil {
+		return report{}, err
+	}
+	rep = report{cfg: cfg, loadBefore: loadAverage()}
+	rep.results, err = execute(ctx, cfg, e.systems)
+	rep.loadAfter = loadAverage()
+	rep.mem = e.memory()
+	return rep, errors.Join(err, e.close())
+}
+
+// execute waits until every system accepts writes, then runs each phase of
+// the plan on every system in turn.
+func execute(ctx context.Context, cfg config, systems []system) ([]result, error) {
+	for _, sys := range systems {
+		if err := waitReady(ctx, sys, readyTimeout); err != nil {
+			return nil, err
+		}
+	}
+	spec := runSpec{clients: cfg.clients, valueSize: cfg.valueSize, seed: cfg.seed}
+	var results []result
+	for i, ph := range buildPlan(cfg) {
+		for _, sys := range systems {
+			res := runPhase(ctx, spec, sys, ph, i)
+			if err := ctx.Err(); err != nil {
+				return results, fmt.Errorf("interrupted: %w", err)
+			}
+			slog.Info("phase done", "system", sys.name, "workload", ph.workload, "dist", ph.dist,
+				"ops/s", int(res.opsPerSec()), "p99", res.p99, "errors", res.errors)
+			results = append(results, res)
+		}
+	}
+	return results, nil
+}
+
+// env is what a run started: the systems under test, in the order of
+// systemNames, and what must be closed at the end.
+type env struct {
+	systems  []system
+	closers  []func() error // in the order things were started
+	storePID int            // 0 when unknown
+	pdPID    int            // 0 when the bench did not start PD
+}
+
+// setup starts or connects to every selected system. On error it closes
+// what it started.
+func setup(ctx context.Context, cfg config, dir string) (e *env, err error) {
+	e = &env{storePID: cfg.storePID}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, e.close())
+		}
+	}()
+	if slices.Contains(cfg.systems, "tinykv-raw") || slices.Contains(cfg.systems, "tinykv-txn") {
+		if err := e.startTinyKV(ctx, cfg, dir); err != nil {
+			return e, err
+		}
+	}
+	if slices.Contains(cfg.systems, "etcd") {
+		peer, err := startEtcd(filepath.Join(dir, "etcd"))
+		if err != nil {
+			return e, err
+		}
+		e.closers = append(e.closers, peer.close)
+		e.systems = append(e.systems, system{name: "etcd", store: etcdStore{peer.cli}, keys: keyspace{"e/", cfg.hashedKeys}})
+	}
+	return e, nil
+}
+
+// startTinyKV starts a cluster unless --pd names one, and connects the
+// selected client-go clients to it.
+func (e *env) startTinyKV(ctx context.Context, cfg config, dir string) error {
+	pdAddr := cfg.pd
+	if pdAddr == "" {
+		c, err := startCluster(ctx, cfg.binDir, dir)
+		if err != nil {
+			return err
+		}
+		e.closers = append(e.closers, c.stop)
+		pdAddr, e.storePID, e.pdPID = c.pdAddr, c.store.cmd.Process.Pid, c.pd.cmd.Process.Pid
+	}
+	if slices.Contains(cfg.systems, "tinykv-raw") {
+		cli, err := rawkv.NewClientWithOpts(ctx, []string{pdAddr}, rawkv.WithSecurity(tikvconfig.Security{}))
+		if err != nil {
+			return fmt.Errorf("rawkv client: %w", err)
+		}
+		e.closers = append(e.closers, cli.Close)
+		e.systems = append(e.systems, system{name: "tinykv-raw", store: rawStore{cli}, keys: keyspace{"r/", cfg.hashedKeys}})
+	}
+	if slices.Contains(cfg.systems, "tinykv-txn") {
+		cli, err := txnkv.NewClient([]string{pdAddr})
+		if err != nil {
+			return fmt.Errorf("txnkv client: %w", err)
+		}
+		e.closers = append(e.closers, cli.Close)
+		e.systems = append(e.systems, system{name: "tinykv-txn", store: txnStore{cli}, keys: keyspace{"t/", cfg.hashedKeys}})
+	}
+	return nil
+}
+
+// close closes everything in the reverse order of starting.
+func (e *env) close() error {
+	var errs []error
+	for _, c := range slices.Backward(e.closers) {
+		errs = append(errs, c())
+	}
+	e.closers = nil
+	return errors.Join(errs...)
+}
+
+// memory is the peak resident set sizes, formatted for the report.
+type memory struct {
+	store, pd, bench string
+}
+
+func (e *env) memory() memory {
+	return memory{
+		store: peakRSS(e.storePID, "unknown (with --pd, pass --store-pid)"),
+		pd:    peakRSS(e.pdPID, "not started by the bench"),
+		bench: peakRSS(os.Getpid(), ""),
+	}
+}
+
+// peakRSS reads VmHWM, the peak resident set size, of process pid from
+// /proc; it returns unknown when pid is 0.
+func peakRSS(pid int, unknown string) string {
+	if pid == 0 {
+		return unknown
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return fmt.Sprintf("unknown (%v)", err)
+	}
+	kib, err := parseVmHWM(string(status))
+	if err != nil {
+		return fmt.Sprintf("unknown (%v)", err)
+	}
+	return fmt.Sprintf("%.1f MiB", float64(kib)/1024)
+}
+
+// parseVmHWM returns the VmHWM line's value, in KiB, of a /proc/<pid>/status
+// text.
+func parseVmHWM(status string) (uint64, error) {
+	for line := range strings.Lines(status) {
+		rest, ok := strings.CutPrefix(line, "VmHWM:")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(rest)
+		if len(fields) != 2 || fields[1] != "kB" {
+			return 0, fmt.Errorf("VmHWM line %q", strings.TrimSpace(line))
+		}
+		kib, err := strconv.ParseUint(fields[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("VmHWM: %w", err)
+		}
+		return kib, nil
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
+
+// loadAverage is the 1-, 5- and 15-minute load averages from /proc/loadavg.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) < 3 {
+		return "unknown"
+	}
+	return strings.Join(fields[:3], " ")
+}
