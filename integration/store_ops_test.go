@@ -126,6 +126,9 @@ func TestStatusServer(t *testing.T) {
 	if code, _ := body("POST", "/config", `not json`); code != http.StatusBadRequest {
 		t.Fatalf("POST bad json: %d", code)
 	}
+	if err := c.store.stop(); err != nil {
+		t.Fatalf("store exit after SIGTERM: %v", err)
+	}
 }
 
 // TestTxnBadInput: malformed or out-of-order transactional requests get
