@@ -40,12 +40,12 @@ func bench(ctx context.Context, cfg config) (rep report, err error) {
 	rep = report{cfg: cfg, loadBefore: loadAverage()}
 	rep.results, err = execute(ctx, cfg, e.systems)
 	rep.loadAfter = loadAverage()
-	rep.mem = e.memory()
+	rep.mem = e.peakMemory()
 	return rep, errors.Join(err, e.close())
 }
 
 // execute waits until every system accepts writes, then runs each phase of
-// the plan on every system in turn.
+// the plan on every system in turn, in an order that rotates by round.
 func execute(ctx context.Context, cfg config, systems []system) ([]result, error) {
 	for _, sys := range systems {
 		if err := waitReady(ctx, sys, readyTimeout); err != nil {
@@ -55,17 +55,23 @@ func execute(ctx context.Context, cfg config, systems []system) ([]result, error
 	spec := runSpec{clients: cfg.clients, valueSize: cfg.valueSize, seed: cfg.seed}
 	var results []result
 	for i, ph := range buildPlan(cfg) {
-		for _, sys := range systems {
+		for _, sys := range rotate(systems, ph.round) {
 			res := runPhase(ctx, spec, sys, ph, i)
 			if err := ctx.Err(); err != nil {
 				return results, fmt.Errorf("interrupted: %w", err)
 			}
 			slog.Info("phase done", "system", sys.name, "workload", ph.workload, "dist", ph.dist,
-				"ops/s", int(res.opsPerSec()), "p99", res.p99, "errors", res.errors)
+				"round", ph.round, "ops/s", int(res.opsPerSec()), "p99", res.p99, "errors", res.errors)
 			results = append(results, res)
 		}
 	}
 	return results, nil
+}
+
+// rotate returns systems starting at index n modulo their number.
+func rotate(systems []system, n int) []system {
+	n %= len(systems)
+	return slices.Concat(systems[n:], systems[:n])
 }
 
 // env is what a run started: the systems under test, in the order of
@@ -148,7 +154,7 @@ type memory struct {
 	store, pd, bench string
 }
 
-func (e *env) memory() memory {
+func (e *env) peakMemory() memory {
 	return memory{
 		store: peakRSS(e.storePID, "unknown (with --pd, pass --store-pid)"),
 		pd:    peakRSS(e.pdPID, "not started by the bench"),

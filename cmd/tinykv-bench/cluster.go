@@ -82,13 +82,17 @@ func httpOK(ctx context.Context, url string) bool {
 }
 
 // stop sends SIGTERM, then SIGKILL if the child is still running after
-// stopGrace, and waits for it to exit.
+// stopGrace, and waits for it to exit. It reports an unclean exit, also
+// one that happened before stop was called.
 func (c *child) stop() error {
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("stop %s: %w", c.name, err)
 	}
 	select {
 	case <-c.exited:
+		if c.err != nil {
+			return fmt.Errorf("%s exited: %w; log in %s", c.name, c.err, c.logPath)
+		}
 		return nil
 	case <-time.After(stopGrace):
 	}

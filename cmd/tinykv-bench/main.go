@@ -15,9 +15,12 @@
 //	c    YCSB workload C: reads only
 //
 // Workloads a, b and c run once per selected request distribution (uniform,
-// or YCSB's scrambled zipfian with constant 0.99). Phases are interleaved
-// across systems (phase 1 on every system, then phase 2, ...) so that a
-// change in the machine's load during the run hits all systems alike.
+// or YCSB's scrambled zipfian with constant 0.99). The phases after the
+// load run --rounds times. Phases are interleaved across systems (phase 1
+// on every system, then phase 2, ...), and each round rotates the order of
+// the systems, so that a change in the machine's load, or a system's
+// background work after its own phase, does not always hit the same
+// system; the report shows each phase's median round.
 //
 // By default the command starts tinyscheduler-server and tinykv-server from
 // --bin on free loopback ports, with data in a temporary directory that is
@@ -25,10 +28,11 @@
 // (SIGKILL after 10 s). With --pd it uses a running cluster instead; the
 // store's peak RSS is then reported only for --store-pid.
 //
-// It prints, on stdout, a table with ops/s, p50 and p99 latency and errors
-// for each system and phase; the ops/s ratios of tinykv-raw and tinykv-txn
-// against etcd; and peak resident memory (VmHWM) of the store and of this
-// process. Progress goes to stderr.
+// It prints, on stdout, a table with ops/s (median, lowest and highest
+// round), p50 and p99 latency (of the median round) and errors (all
+// rounds) for each system and phase; the ops/s ratios of tinykv-raw and
+// tinykv-txn against etcd; and peak resident memory (VmHWM) of the store,
+// of PD and of this process. Progress goes to stderr.
 package main
 
 import (
@@ -57,6 +61,7 @@ type config struct {
 	keepData   bool
 	records    uint64
 	ops        uint64
+	rounds     int
 	valueSize  int
 	clients    int
 	systems    []string
@@ -101,6 +106,7 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&cfg.keepData, "keep-data", false, "keep the temporary data and log directory")
 	fs.Uint64Var(&cfg.records, "records", 10000, "records loaded before the phases")
 	fs.Uint64Var(&cfg.ops, "ops", 20000, "requests per phase")
+	fs.IntVar(&cfg.rounds, "rounds", 3, "rounds of the phases after the load; the report shows the median")
 	fs.IntVar(&cfg.valueSize, "value-size", 100, "value size in bytes")
 	fs.IntVar(&cfg.clients, "clients", 64, "concurrent clients")
 	fs.StringVar(&systems, "systems", strings.Join(systemNames, ","), "systems to measure")
@@ -128,8 +134,8 @@ func parseFlags(args []string) (config, error) {
 		return config{}, fmt.Errorf("--insert-order %q: want hashed or ordered", order)
 	}
 	cfg.hashedKeys = order == "hashed"
-	if cfg.records == 0 || cfg.ops == 0 || cfg.valueSize <= 0 || cfg.clients <= 0 {
-		return config{}, fmt.Errorf("--records, --ops, --value-size and --clients must be positive")
+	if cfg.records == 0 || cfg.ops == 0 || cfg.valueSize <= 0 || cfg.clients <= 0 || cfg.rounds <= 0 {
+		return config{}, fmt.Errorf("--records, --ops, --rounds, --value-size and --clients must be positive")
 	}
 	return cfg, nil
 }

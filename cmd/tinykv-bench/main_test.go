@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os/exec"
 	"strconv"
@@ -103,24 +104,45 @@ func TestBuildPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.rounds = 2
 	var names []string
 	for _, ph := range buildPlan(cfg) {
-		names = append(names, ph.workload+"/"+ph.dist)
+		names = append(names, fmt.Sprintf("%s/%s/%d", ph.workload, ph.dist, ph.round))
 	}
-	want := "load/- put/- get/uniform a/uniform a/zipfian b/uniform b/zipfian c/uniform c/zipfian"
+	round := "put/-/R get/uniform/R a/uniform/R a/zipfian/R b/uniform/R b/zipfian/R c/uniform/R c/zipfian/R"
+	want := "load/-/0 " + strings.ReplaceAll(round, "R", "1") + " " + strings.ReplaceAll(round, "R", "2")
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("plan %s, want %s", got, want)
 	}
-	put := buildPlan(cfg)[1]
-	if op := put.pick(nil, 3); !op.write || op.keynum != cfg.records+3 {
-		t.Errorf("put op 3 = %+v, want a write of record %d", op, cfg.records+3)
+	// Each round's puts write fresh records, after the loaded ones.
+	for i, first := range map[int]uint64{1: cfg.records, 9: cfg.records + cfg.ops} {
+		if op := buildPlan(cfg)[i].pick(nil, 3); !op.write || op.keynum != first+3 {
+			t.Errorf("phase %d op 3 = %+v, want a write of record %d", i, op, first+3)
+		}
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	rep := report{results: []result{
+		{system: "etcd", workload: "get", dist: "uniform", ops: 300, elapsed: time.Second, errors: 1},
+		{system: "tinykv-raw", workload: "get", dist: "uniform", ops: 500, elapsed: time.Second},
+		{system: "etcd", workload: "get", dist: "uniform", ops: 100, elapsed: time.Second, errors: 2},
+		{system: "etcd", workload: "get", dist: "uniform", ops: 200, elapsed: time.Second, p99: 7},
+	}}
+	sums := rep.summaries()
+	if len(sums) != 2 || sums[0].median.system != "tinykv-raw" {
+		t.Fatalf("summaries %+v: want tinykv-raw, then etcd", sums)
+	}
+	e := sums[1]
+	if e.median.ops != 200 || e.median.p99 != 7 || e.minOps != 100 || e.maxOps != 300 || e.rounds != 3 || e.errors != 3 {
+		t.Errorf("etcd summary %+v", e)
 	}
 }
 
 func TestParseFlagsRejects(t *testing.T) {
 	for _, args := range [][]string{
 		{"--workloads", "a,x"}, {"--systems", ""}, {"--dists", "normal"},
-		{"--clients", "0"}, {"--insert-order", "random"}, {"extra"},
+		{"--clients", "0"}, {"--rounds", "0"}, {"--insert-order", "random"}, {"extra"},
 	} {
 		if _, err := parseFlags(args); err == nil {
 			t.Errorf("parseFlags(%q) accepted", args)
@@ -184,13 +206,14 @@ func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	if err := run(ctx, []string{"--bin", bin, "--records", "200", "--ops", "400", "--clients", "4"}, &out); err != nil {
+	if err := run(ctx, []string{"--bin", bin, "--records", "200", "--ops", "200", "--clients", "4", "--rounds", "2"}, &out); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	checkSmokeReport(t, out.String())
 }
 
-// checkSmokeReport checks that every system ran every phase, with no errors
+// checkSmokeReport checks that every system ran every phase, in two rounds
+// after the load, with no errors
 // except write conflicts in transactions, and that the ratios and the
 // store's peak RSS are there.
 func checkSmokeReport(t *testing.T, report string) {
@@ -198,18 +221,18 @@ func checkSmokeReport(t *testing.T, report string) {
 	rows := map[string]int{}
 	for line := range strings.Lines(report) {
 		f := strings.Fields(line)
-		if len(f) != 8 || (f[0] != "tinykv-raw" && f[0] != "tinykv-txn" && f[0] != "etcd") {
+		if len(f) != 10 || (f[0] != "tinykv-raw" && f[0] != "tinykv-txn" && f[0] != "etcd") {
 			continue
 		}
 		rows[f[0]]++
-		ops, _ := strconv.Atoi(f[3])
-		errs, _ := strconv.Atoi(f[7])
-		want := 400
+		rounds, _ := strconv.Atoi(f[3])
+		errs, _ := strconv.Atoi(f[9])
+		want := 2
 		if f[1] == "load" {
-			want = 200
+			want = 1
 		}
-		if ops+errs != want || (f[0] != "tinykv-txn" && errs != 0) {
-			t.Errorf("row %q: want %d requests and no errors", strings.TrimSpace(line), want)
+		if rounds != want || (f[0] != "tinykv-txn" && errs != 0) {
+			t.Errorf("row %q: want %d rounds and no errors", strings.TrimSpace(line), want)
 		}
 	}
 	for _, sys := range systemNames {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,14 +19,59 @@ type report struct {
 	loadBefore, loadAfter string
 }
 
-// phaseKey names a phase across systems.
+// phaseKey names a phase across systems and rounds.
 type phaseKey struct{ workload, dist string }
+
+// summary is one system's rounds of one phase.
+type summary struct {
+	median         result // the round with the median ops/s (the upper one of two)
+	minOps, maxOps float64
+	rounds         int
+	errors         uint64 // over all rounds
+}
+
+// summaries groups the results by phase, in the order the phases ran, and
+// by system, in the order of systemNames.
+func (rep report) summaries() []summary {
+	var phases []phaseKey
+	groups := make(map[phaseKey]map[string][]result)
+	for _, r := range rep.results {
+		k := phaseKey{r.workload, r.dist}
+		if groups[k] == nil {
+			groups[k] = make(map[string][]result)
+			phases = append(phases, k)
+		}
+		groups[k][r.system] = append(groups[k][r.system], r)
+	}
+	var out []summary
+	for _, k := range phases {
+		for _, name := range systemNames {
+			if rounds := groups[k][name]; len(rounds) > 0 {
+				out = append(out, summarize(rounds))
+			}
+		}
+	}
+	return out
+}
+
+func summarize(rounds []result) summary {
+	sorted := slices.SortedFunc(slices.Values(rounds), func(a, b result) int {
+		return cmp.Compare(a.opsPerSec(), b.opsPerSec())
+	})
+	s := summary{median: sorted[len(sorted)/2], rounds: len(sorted),
+		minOps: sorted[0].opsPerSec(), maxOps: sorted[len(sorted)-1].opsPerSec()}
+	for _, r := range rounds {
+		s.errors += r.errors
+	}
+	return s
+}
 
 func (rep report) print(out io.Writer) error {
 	var b strings.Builder
+	sums := rep.summaries()
 	rep.printHeader(&b)
-	rep.printResults(&b)
-	rep.printRatios(&b)
+	printResults(&b, sums)
+	printRatios(&b, sums)
 	rep.printMemory(&b)
 	if _, err := io.WriteString(out, b.String()); err != nil {
 		return fmt.Errorf("write report: %w", err)
@@ -38,24 +85,26 @@ func (rep report) printHeader(b *strings.Builder) {
 	if c.hashedKeys {
 		order = "hashed"
 	}
-	fmt.Fprintf(b, "tinykv-bench: records=%d ops/phase=%d clients=%d value=%dB keys=%s seed=%d cpus=%d load-avg=%s -> %s\n\n",
-		c.records, c.ops, c.clients, c.valueSize, order, c.seed, runtime.NumCPU(), rep.loadBefore, rep.loadAfter)
+	fmt.Fprintf(b, "tinykv-bench: records=%d ops/phase=%d rounds=%d clients=%d value=%dB keys=%s seed=%d cpus=%d load-avg=%s -> %s\n\n",
+		c.records, c.ops, c.rounds, c.clients, c.valueSize, order, c.seed, runtime.NumCPU(), rep.loadBefore, rep.loadAfter)
 }
 
-func (rep report) printResults(b *strings.Builder) {
+func printResults(b *strings.Builder, sums []summary) {
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "system\tworkload\tdist\tops\tops/s\tp50\tp99\terrors\t")
-	for _, r := range rep.results {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%s\t%s\t%d\t\n",
-			r.system, r.workload, r.dist, r.ops, r.opsPerSec(), formatLatency(r.p50), formatLatency(r.p99), r.errors)
+	fmt.Fprintln(tw, "system\tworkload\tdist\trounds\tops/s\tmin\tmax\tp50\tp99\terrors\t")
+	for _, s := range sums {
+		m := s.median
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t%s\t%s\t%d\t\n", m.system, m.workload, m.dist, s.rounds,
+			m.opsPerSec(), s.minOps, s.maxOps, formatLatency(m.p50), formatLatency(m.p99), s.errors)
 	}
 	tw.Flush()
 }
 
-// printRatios prints, for every phase measured on etcd, the ops/s of each
-// TinyKV mode divided by etcd's, then whether raw put and get reach etcd.
-func (rep report) printRatios(b *strings.Builder) {
-	etcd := rep.byPhase("etcd")
+// printRatios prints, for every phase measured on etcd, the median ops/s
+// of each TinyKV mode divided by etcd's, then whether raw put and get
+// reach etcd.
+func printRatios(b *strings.Builder, sums []summary) {
+	etcd := byPhase(sums, "etcd")
 	if len(etcd) == 0 {
 		return
 	}
@@ -63,19 +112,19 @@ func (rep report) printRatios(b *strings.Builder) {
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "ratio\tworkload\tdist\tops/s\t")
 	for _, name := range []string{"tinykv-raw", "tinykv-txn"} {
-		for _, r := range rep.results {
-			if e, ok := etcd[phaseKey{r.workload, r.dist}]; ok && r.system == name {
-				fmt.Fprintf(tw, "%s / etcd\t%s\t%s\t%.2fx\t\n", name, r.workload, r.dist, r.opsPerSec()/e.opsPerSec())
+		for _, s := range sums {
+			m := s.median
+			if e, ok := etcd[phaseKey{m.workload, m.dist}]; ok && m.system == name {
+				fmt.Fprintf(tw, "%s / etcd\t%s\t%s\t%.2fx\t\n", name, m.workload, m.dist, m.opsPerSec()/e.opsPerSec())
 			}
 		}
 	}
 	tw.Flush()
-	rep.printGoals(b, etcd)
+	printGoals(b, byPhase(sums, "tinykv-raw"), etcd)
 }
 
 // printGoals checks the target: raw put and raw get at least 1.0x etcd.
-func (rep report) printGoals(b *strings.Builder, etcd map[phaseKey]result) {
-	raw := rep.byPhase("tinykv-raw")
+func printGoals(b *strings.Builder, raw, etcd map[phaseKey]result) {
 	for _, k := range []phaseKey{{"put", "-"}, {"get", "uniform"}} {
 		r, ok1 := raw[k]
 		e, ok2 := etcd[k]
@@ -91,11 +140,12 @@ func (rep report) printGoals(b *strings.Builder, etcd map[phaseKey]result) {
 	}
 }
 
-func (rep report) byPhase(system string) map[phaseKey]result {
+// byPhase returns system's median rounds by phase.
+func byPhase(sums []summary, system string) map[phaseKey]result {
 	m := make(map[phaseKey]result)
-	for _, r := range rep.results {
-		if r.system == system {
-			m[phaseKey{r.workload, r.dist}] = r
+	for _, s := range sums {
+		if s.median.system == system {
+			m[phaseKey{s.median.workload, s.median.dist}] = s.median
 		}
 	}
 	return m
@@ -103,11 +153,16 @@ func (rep report) byPhase(system string) map[phaseKey]result {
 
 func (rep report) printMemory(b *strings.Builder) {
 	fmt.Fprintln(b)
-	if len(rep.byPhase("tinykv-raw"))+len(rep.byPhase("tinykv-txn")) > 0 {
+	systems := rep.cfg.systems
+	if slices.Contains(systems, "tinykv-raw") || slices.Contains(systems, "tinykv-txn") {
 		fmt.Fprintf(b, "peak RSS (VmHWM) tinykv-server:        %s\n", rep.mem.store)
 		fmt.Fprintf(b, "peak RSS (VmHWM) tinyscheduler-server: %s\n", rep.mem.pd)
 	}
-	fmt.Fprintf(b, "peak RSS (VmHWM) tinykv-bench:         %s (clients and embedded etcd together)\n", rep.mem.bench)
+	what := "clients"
+	if slices.Contains(systems, "etcd") {
+		what = "clients and embedded etcd together"
+	}
+	fmt.Fprintf(b, "peak RSS (VmHWM) tinykv-bench:         %s (%s)\n", rep.mem.bench, what)
 }
 
 // formatLatency prints d in µs below one millisecond and in ms above.

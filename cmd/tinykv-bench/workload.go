@@ -20,6 +20,7 @@ type picker func(r *rand.Rand, seq uint64) operation
 type phase struct {
 	workload string // load, put, get, a, b or c
 	dist     string // uniform, zipfian, or "-" when keys are not drawn
+	round    int    // 0 for the load, then 1 to --rounds
 	ops      uint64
 	pick     picker
 }
@@ -35,24 +36,37 @@ var (
 )
 
 // buildPlan lists the phases of a run: the load of --records records, then
-// the selected workloads in the order of workloadNames.
+// --rounds rounds of the selected workloads in the order of workloadNames.
 func buildPlan(cfg config) []phase {
-	records := cfg.records
-	plan := []phase{{workload: "load", dist: "-", ops: records, pick: sequential(0)}}
+	plan := []phase{{workload: "load", dist: "-", ops: cfg.records, pick: sequential(0)}}
+	for round := 1; round <= cfg.rounds; round++ {
+		plan = append(plan, roundPhases(cfg, round)...)
+	}
+	return plan
+}
+
+// roundPhases is one round of the selected workloads. Each round's put
+// phase inserts its own fresh records, after the loaded ones.
+func roundPhases(cfg config, round int) []phase {
+	var phases []phase
 	for _, w := range workloadNames {
 		if !slices.Contains(cfg.workloads, w) {
 			continue
 		}
 		switch w {
 		case "put":
-			plan = append(plan, phase{workload: w, dist: "-", ops: cfg.ops, pick: sequential(records)})
+			fresh := cfg.records + uint64(round-1)*cfg.ops
+			phases = append(phases, phase{workload: w, dist: "-", ops: cfg.ops, pick: sequential(fresh)})
 		case "get":
-			plan = append(plan, phase{workload: w, dist: "uniform", ops: cfg.ops, pick: mix(1, uniformChooser{records})})
+			phases = append(phases, phase{workload: w, dist: "uniform", ops: cfg.ops, pick: mix(1, uniformChooser{cfg.records})})
 		default:
-			plan = append(plan, mixPhases(w, cfg)...)
+			phases = append(phases, mixPhases(w, cfg)...)
 		}
 	}
-	return plan
+	for i := range phases {
+		phases[i].round = round
+	}
+	return phases
 }
 
 // mixPhases returns one phase of the YCSB core workload w per selected
