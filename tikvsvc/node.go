@@ -107,6 +107,10 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	return n, nil
 }
 
+// metaCacheSize is the memtable and block cache size of the meta engine,
+// which holds only the store ident and region states.
+const metaCacheSize = engine.MinMemTableSize
+
 func (n *Node) openEngines() error {
 	opts := engine.DefaultOptions()
 	opts.Logger = n.log
@@ -114,6 +118,7 @@ func (n *Node) openEngines() error {
 	if n.kv, err = engine.Open(filepath.Join(n.cfg.DataDir, "kv"), opts); err != nil {
 		return fmt.Errorf("open kv engine: %w", err)
 	}
+	opts.MemTableSize, opts.BlockCacheSize = metaCacheSize, metaCacheSize
 	if n.meta, err = engine.Open(filepath.Join(n.cfg.DataDir, "raft"), opts); err != nil {
 		return fmt.Errorf("open raft engine: %w", err)
 	}
