@@ -5,11 +5,13 @@ BIN := bin
 
 all: build
 
+# Our binaries, and tidb-server from the pinned TiDB module (a cold build of
+# TiDB takes several minutes; later builds are cached).
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -o $(BIN)/ ./cmd/... github.com/pingcap/tidb/cmd/tidb-server
 
-# The local cluster: PD on 127.0.0.1:2379 and a store on 127.0.0.1:20160, data
-# under ./data; Ctrl-C stops it.
+# The local cluster: PD on 127.0.0.1:2379, a store on 127.0.0.1:20160 and TiDB
+# on 127.0.0.1:4000, data under ./data; Ctrl-C stops it.
 run: build
 	$(BIN)/tinykv-playground --data data
 

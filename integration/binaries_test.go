@@ -16,6 +16,7 @@ var binaries = []string{
 	"github.com/tinykv/tinykv/cmd/tinyscheduler-server",
 	"github.com/tinykv/tinykv/cmd/tinykv-server",
 	"github.com/tinykv/tinykv/cmd/tinykv-playground",
+	"github.com/pingcap/tidb/cmd/tidb-server",
 }
 
 func TestMain(m *testing.M) {

@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"os/exec"
@@ -17,22 +18,33 @@ import (
 )
 
 // TestPlaygroundStartsStopsAndRestarts drives what `make run` runs: the
-// playground starts PD and a store, a client uses them, Ctrl-C stops both
-// cleanly, and a second start on the same data serves the same data.
+// playground starts PD, a store and TiDB, clients use them (client-go and
+// MySQL), Ctrl-C stops everything cleanly, and a second start on the same
+// data serves the same data.
 func TestPlaygroundStartsStopsAndRestarts(t *testing.T) {
 	dataDir := t.TempDir()
-	pdPort := testutil.FreePort(t)
+	pdPort, tidbPort := testutil.FreePort(t), testutil.FreePort(t)
 	args := []string{"--data", dataDir, "--bin", binDir,
 		"--pd-port", fmt.Sprint(pdPort),
 		"--store-port", fmt.Sprint(testutil.FreePort(t)),
-		"--status-port", fmt.Sprint(testutil.FreePort(t))}
+		"--status-port", fmt.Sprint(testutil.FreePort(t)),
+		"--tidb-port", fmt.Sprint(tidbPort),
+		"--tidb-status-port", fmt.Sprint(testutil.FreePort(t))}
 	pd := hostPort(pdPort)
+	dsn := fmt.Sprintf("root@tcp(127.0.0.1:%d)/", tidbPort)
 
 	first := startPlayground(t, args)
 	raw, err := rawkv.NewClientWithOpts(context.Background(), []string{pd}, rawkv.WithSecurity(config.Security{}))
 	require(t, err, "rawkv client")
 	require(t, raw.Put(ctxT(t), []byte("playground"), []byte("kept")), "put")
 	raw.Close()
+	db, err := sql.Open("mysql", dsn)
+	require(t, err, "mysql")
+	for _, stmt := range []string{"CREATE TABLE test.kept (id INT PRIMARY KEY, v VARCHAR(10))", "INSERT INTO test.kept VALUES (1, 'one')"} {
+		_, err := db.ExecContext(ctxT(t), stmt)
+		require(t, err, stmt)
+	}
+	db.Close()
 	first.interrupt(t)
 
 	second := startPlayground(t, args)
@@ -42,6 +54,13 @@ func TestPlaygroundStartsStopsAndRestarts(t *testing.T) {
 	v, err := raw.Get(ctxT(t), []byte("playground"))
 	if err != nil || string(v) != "kept" {
 		t.Fatalf("after restart: %q %v", v, err)
+	}
+	db, err = sql.Open("mysql", dsn)
+	require(t, err, "mysql after restart")
+	defer db.Close()
+	var got string
+	if err := db.QueryRowContext(ctxT(t), "SELECT v FROM test.kept WHERE id = 1").Scan(&got); err != nil || got != "one" {
+		t.Fatalf("SQL row after restart: %q %v", got, err)
 	}
 	second.interrupt(t)
 }
@@ -77,8 +96,8 @@ func startPlayground(t *testing.T, args []string) *playground {
 		return p
 	case err := <-p.exited:
 		t.Fatalf("playground exited before it was ready: %v", err)
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("playground not ready after 2 minutes")
+	case <-time.After(5 * time.Minute):
+		t.Fatalf("playground not ready after 5 minutes")
 	}
 	return nil
 }

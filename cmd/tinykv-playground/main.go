@@ -1,8 +1,9 @@
 // Command tinykv-playground starts a local TinyKV cluster — a placement
-// driver and a store — as child processes with data under one directory,
-// waits until both serve, prints how to connect, and stops them cleanly on
-// Ctrl-C (SIGINT) or SIGTERM. Started again on the same directory, the
-// cluster comes back with its data.
+// driver, a store and, when bin/tidb-server is there, a TiDB server on top —
+// as child processes with data under one directory, waits until each
+// serves (TiDB: until SELECT 1 answers), prints how to connect, and stops
+// them cleanly on Ctrl-C (SIGINT) or SIGTERM. Started again on the same
+// directory, the cluster comes back with its data.
 //
 // The binaries are looked up next to this executable (make puts them all in
 // bin/), or in --bin.
@@ -10,6 +11,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,10 +23,12 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	_ "github.com/go-sql-driver/mysql"
 )
 
 // readyTimeout bounds how long a component may take to start serving.
-const readyTimeout = 2 * time.Minute
+const readyTimeout = 5 * time.Minute
 
 // stopGrace is how long a component gets to exit after SIGTERM.
 const stopGrace = 15 * time.Second
@@ -32,6 +36,8 @@ const stopGrace = 15 * time.Second
 type options struct {
 	binDir, dataDir, host     string
 	pdPort, storePort, status int
+	tidbPort, tidbStatus      int
+	tidb                      bool
 }
 
 func main() {
@@ -78,18 +84,68 @@ func run(args []string) error {
 		return fmt.Errorf("store: %w", err)
 	}
 
+	tidb, err := startTiDB(ctx, log, opts, pdAddr)
+	if err != nil {
+		return err
+	}
+	if tidb != nil {
+		defer tidb.stop(log)
+	}
+
 	fmt.Printf("TinyKV cluster ready.\n  PD (and etcd, and /pd/api/v1): %s\n  store: %s (status %s)\n  data and logs: %s\n"+
-		"Connect with client-go: txnkv.NewClient([]string{%q}) or rawkv.NewClientWithOpts(ctx, []string{%q}).\nPress Ctrl-C to stop.\n",
+		"Connect with client-go: txnkv.NewClient([]string{%q}) or rawkv.NewClientWithOpts(ctx, []string{%q}).\n",
 		pdAddr, storeAddr, statusAddr, opts.dataDir, pdAddr, pdAddr)
+	if tidb != nil {
+		fmt.Printf("  TiDB: mysql -h %s -P %d -u root\n", opts.host, opts.tidbPort)
+	}
+	fmt.Println("Press Ctrl-C to stop.")
+	return waitForExit(ctx, log, pd, store, tidb)
+}
+
+// waitForExit returns when a signal arrives (nil) or a component dies.
+func waitForExit(ctx context.Context, log *slog.Logger, components ...*component) error {
+	died := make(chan *component, len(components))
+	for _, c := range components {
+		if c != nil {
+			go func() {
+				<-c.exited
+				died <- c
+			}()
+		}
+	}
 	select {
 	case <-ctx.Done():
 		log.Info("stopping the cluster")
 		return nil
-	case <-pd.exited:
-		return errors.New("pd exited unexpectedly; see its log")
-	case <-store.exited:
-		return errors.New("store exited unexpectedly; see its log")
+	case c := <-died:
+		return fmt.Errorf("%s exited unexpectedly; see its log", c.name)
 	}
+}
+
+// startTiDB starts tidb-server on the cluster when its binary is present
+// and --tidb is set, and waits until it answers SELECT 1.
+func startTiDB(ctx context.Context, log *slog.Logger, opts options, pdAddr string) (*component, error) {
+	if !opts.tidb {
+		return nil, nil
+	}
+	if _, err := os.Stat(filepath.Join(opts.binDir, "tidb-server")); err != nil {
+		log.Warn("tidb-server not found; running without SQL", "bin", opts.binDir)
+		return nil, nil
+	}
+	tidb, err := startComponent(ctx, log, opts, "tidb-server", "tidb",
+		"--store", "tikv", "--path", pdAddr,
+		"--host", opts.host, "-P", fmt.Sprint(opts.tidbPort),
+		"--status-host", opts.host, "--status", fmt.Sprint(opts.tidbStatus),
+		"--log-file", filepath.Join(opts.dataDir, "tidb.log"),
+		"--temp-dir", filepath.Join(opts.dataDir, "tidb-tmp"))
+	if err != nil {
+		return nil, err
+	}
+	if err := waitSQL(ctx, fmt.Sprintf("root@tcp(%s:%d)/", opts.host, opts.tidbPort), tidb); err != nil {
+		tidb.stop(log)
+		return nil, fmt.Errorf("tidb: %w", err)
+	}
+	return tidb, nil
 }
 
 func parseFlags(args []string) (options, error) {
@@ -101,6 +157,9 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&opts.pdPort, "pd-port", 2379, "PD client port (the peer port is the next one)")
 	fs.IntVar(&opts.storePort, "store-port", 20160, "store gRPC port")
 	fs.IntVar(&opts.status, "status-port", 20180, "store status port")
+	fs.BoolVar(&opts.tidb, "tidb", true, "also start bin/tidb-server, if it was built")
+	fs.IntVar(&opts.tidbPort, "tidb-port", 4000, "TiDB MySQL port")
+	fs.IntVar(&opts.tidbStatus, "tidb-status-port", 10080, "TiDB status port")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
@@ -129,6 +188,9 @@ type component struct {
 func startComponent(ctx context.Context, log *slog.Logger, opts options, binary, name string, args ...string) (*component, error) {
 	cmd := exec.Command(filepath.Join(opts.binDir, binary), args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	// Its own process group: a terminal's Ctrl-C reaches only the
+	// playground, which stops the components in order (TiDB, store, PD).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", binary, err)
 	}
@@ -151,6 +213,36 @@ func (c *component) stop(log *slog.Logger) {
 		_ = c.cmd.Process.Kill()
 		<-c.exited
 		log.Warn("killed after the grace period", "component", c.name)
+	}
+}
+
+// waitSQL retries SELECT 1 on dsn until it answers, the component exits or
+// ctx ends. TiDB bootstraps its system tables on first start, which takes a
+// while.
+func waitSQL(ctx context.Context, dsn string, c *component) error {
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	deadline := time.After(readyTimeout)
+	for {
+		var one int
+		queryCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := db.QueryRowContext(queryCtx, "SELECT 1").Scan(&one)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.exited:
+			return errors.New("exited while starting; see its log")
+		case <-deadline:
+			return fmt.Errorf("SELECT 1 not answered after %s: %w", readyTimeout, err)
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 }
 

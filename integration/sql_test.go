@@ -1,0 +1,104 @@
+package integration
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+	"github.com/tinykv/tinykv/internal/testutil"
+)
+
+// startTiDB starts an unmodified tidb-server on the cluster and returns a
+// MySQL connection pool once SELECT 1 answers.
+func (c *cluster) startTiDB(t *testing.T) *sql.DB {
+	t.Helper()
+	port := testutil.FreePort(t)
+	dir := t.TempDir()
+	startProcess(t, "tidb-server", "--store", "tikv", "--path", c.pd.client,
+		"--host", "127.0.0.1", "-P", fmt.Sprint(port),
+		"--status-host", "127.0.0.1", "--status", fmt.Sprint(testutil.FreePort(t)),
+		"--log-file", dir+"/tidb.log", "--temp-dir", dir)
+	db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(127.0.0.1:%d)/?parseTime=true", port))
+	require(t, err, "open mysql")
+	t.Cleanup(func() { db.Close() })
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var one int
+		err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+		cancel()
+		if err == nil {
+			return db
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("TiDB did not answer SELECT 1 within 5 minutes: %v (log in %s)", err, dir)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// TestTiDBOnTinyKV: an unmodified TiDB bootstraps on the cluster with its
+// default settings and serves DDL, DML and pushed-down queries.
+func TestTiDBOnTinyKV(t *testing.T) {
+	c := startCluster(t)
+	db := c.startTiDB(t)
+	ctx := ctxT(t)
+	exec := func(query string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, query, args...); err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+	}
+	exec("CREATE DATABASE shop")
+	exec("CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(32), price DECIMAL(10,2), qty INT, KEY by_name (name))")
+	for i := 1; i <= 50; i++ {
+		exec("INSERT INTO shop.items VALUES (?, ?, ?, ?)", i, fmt.Sprintf("item-%02d", i%10), float64(i)*1.5, i%7)
+	}
+	var count int
+	var total float64
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*), SUM(price) FROM shop.items WHERE qty > 2").Scan(&count, &total); err != nil {
+		t.Fatalf("aggregate: %v", err)
+	}
+	wantCount, wantTotal := 0, 0.0
+	for i := 1; i <= 50; i++ {
+		if i%7 > 2 {
+			wantCount++
+			wantTotal += float64(i) * 1.5
+		}
+	}
+	if count != wantCount || total != wantTotal {
+		t.Fatalf("COUNT/SUM = %d/%v, want %d/%v", count, total, wantCount, wantTotal)
+	}
+	rows, err := db.QueryContext(ctx, "SELECT name, COUNT(*) FROM shop.items GROUP BY name ORDER BY name LIMIT 3")
+	require(t, err, "group by")
+	var groups []string
+	for rows.Next() {
+		var name string
+		var n int
+		require(t, rows.Scan(&name, &n), "scan")
+		groups = append(groups, fmt.Sprintf("%s:%d", name, n))
+	}
+	rows.Close()
+	if fmt.Sprint(groups) != "[item-00:5 item-01:5 item-02:5]" {
+		t.Fatalf("GROUP BY: %v", groups)
+	}
+	var id int
+	if err := db.QueryRowContext(ctx, "SELECT id FROM shop.items WHERE name = 'item-03' ORDER BY id DESC LIMIT 1").Scan(&id); err != nil || id != 43 {
+		t.Fatalf("index lookup: %d %v", id, err)
+	}
+	exec("UPDATE shop.items SET qty = qty + 100 WHERE id <= 10")
+	exec("DELETE FROM shop.items WHERE id > 40")
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM shop.items WHERE qty >= 100").Scan(&count); err != nil || count != 10 {
+		t.Fatalf("after UPDATE: %d %v", count, err)
+	}
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM shop.items").Scan(&count); err != nil || count != 40 {
+		t.Fatalf("after DELETE: %d %v", count, err)
+	}
+	var name, value string
+	if err := db.QueryRowContext(ctx, "SHOW VARIABLES LIKE 'tidb_enable_async_commit'").Scan(&name, &value); err != nil || value != "ON" {
+		t.Fatalf("SHOW VARIABLES: %s=%s %v", name, value, err)
+	}
+}
