@@ -102,3 +102,67 @@ func TestTiDBOnTinyKV(t *testing.T) {
 		t.Fatalf("SHOW VARIABLES: %s=%s %v", name, value, err)
 	}
 }
+
+// TestTiDBStatementsThatReachTheStore runs the statements whose work TiDB
+// pushes to the store in their own ways (statistics, checks, checksums,
+// locking reads, system tables) and checks each one succeeds with a sane
+// result.
+func TestTiDBStatementsThatReachTheStore(t *testing.T) {
+	c := startCluster(t)
+	db := c.startTiDB(t)
+	ctx := ctxT(t)
+	mustExec := func(query string) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, query); err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+	}
+	mustExec("CREATE TABLE test.t (id INT PRIMARY KEY, k INT, s VARCHAR(20), UNIQUE KEY uk (k), KEY ks (s))")
+	mustExec("INSERT INTO test.t VALUES (1, 10, 'a'), (2, 20, 'b'), (3, 30, 'c'), (4, 40, 'd')")
+	mustExec("ANALYZE TABLE test.t")
+	mustExec("ADMIN CHECK TABLE test.t")
+	rows, err := db.QueryContext(ctx, "ADMIN CHECKSUM TABLE test.t")
+	require(t, err, "ADMIN CHECKSUM TABLE")
+	cols, _ := rows.Columns()
+	if !rows.Next() || len(cols) != 5 {
+		t.Fatalf("ADMIN CHECKSUM TABLE returned no row or columns %v", cols)
+	}
+	rows.Close()
+	var count int
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'test'").Scan(&count); err != nil || count != 1 {
+		t.Fatalf("information_schema.tables: %d %v", count, err)
+	}
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.cluster_info WHERE type = 'tikv'").Scan(&count); err != nil || count != 1 {
+		t.Fatalf("information_schema.cluster_info: %d %v", count, err)
+	}
+
+	// SELECT ... FOR UPDATE in one session blocks a writer in another until commit.
+	tx, err := db.BeginTx(ctx, nil)
+	require(t, err, "begin")
+	var k int
+	require(t, tx.QueryRowContext(ctx, "SELECT k FROM test.t WHERE id = 1 FOR UPDATE").Scan(&k), "select for update")
+	blocked := make(chan error, 1)
+	go func() {
+		_, err := db.ExecContext(ctx, "UPDATE test.t SET k = k + 1000 WHERE id = 1")
+		blocked <- err
+	}()
+	select {
+	case err := <-blocked:
+		t.Fatalf("UPDATE did not wait for the FOR UPDATE lock: %v", err)
+	case <-time.After(time.Second):
+	}
+	_, err = tx.ExecContext(ctx, "UPDATE test.t SET k = k + 1 WHERE id = 1")
+	require(t, err, "update in the locking transaction")
+	require(t, tx.Commit(), "commit")
+	require(t, <-blocked, "blocked UPDATE after the commit")
+	if err := db.QueryRowContext(ctx, "SELECT k FROM test.t WHERE id = 1").Scan(&k); err != nil || k != 1011 {
+		t.Fatalf("k after both updates: %d %v", k, err)
+	}
+	if _, err := db.ExecContext(ctx, "INSERT INTO test.t VALUES (5, 20, 'dup')"); err == nil {
+		t.Fatalf("unique key violation accepted")
+	}
+	mustExec("TRUNCATE TABLE test.t")
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM test.t").Scan(&count); err != nil || count != 0 {
+		t.Fatalf("after TRUNCATE: %d %v", count, err)
+	}
+}
