@@ -21,7 +21,13 @@ func (c *cluster) startTiDB(t *testing.T) *sql.DB {
 		"--host", "127.0.0.1", "-P", fmt.Sprint(port),
 		"--status-host", "127.0.0.1", "--status", fmt.Sprint(testutil.FreePort(t)),
 		"--log-file", dir+"/tidb.log", "--temp-dir", dir)
-	db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(127.0.0.1:%d)/?parseTime=true", port))
+	return waitMySQL(t, port, dir)
+}
+
+// waitMySQL opens a pool to the TiDB on port once it answers SELECT 1.
+func waitMySQL(t *testing.T, port int, logDir string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("mysql", fmt.Sprintf("root@tcp(127.0.0.1:%d)/", port))
 	require(t, err, "open mysql")
 	t.Cleanup(func() { db.Close() })
 	deadline := time.Now().Add(5 * time.Minute)
@@ -34,7 +40,7 @@ func (c *cluster) startTiDB(t *testing.T) *sql.DB {
 			return db
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("TiDB did not answer SELECT 1 within 5 minutes: %v (log in %s)", err, dir)
+			t.Fatalf("TiDB did not answer SELECT 1 within 5 minutes: %v (log in %s)", err, logDir)
 		}
 		time.Sleep(time.Second)
 	}
