@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -278,5 +279,39 @@ func TestSplitRegionIsANoOpForNow(t *testing.T) {
 	cli := c.txnClient()
 	if _, err := cli.KVStore.SplitRegions(ctx, [][]byte{[]byte("a"), []byte("z")}, false, nil); err != nil {
 		t.Fatalf("client-go SplitRegions: %v", err)
+	}
+}
+
+// TestUnsafeDestroyRange: what TiDB's GC sends for a dropped table removes
+// every version and lock of the range, and nothing outside it.
+func TestUnsafeDestroyRange(t *testing.T) {
+	c := startCluster(t)
+	ctx := ctxT(t)
+	cli := c.txnClient()
+	txn, err := cli.Begin()
+	require(t, err, "begin")
+	for i := range 300 {
+		require(t, txn.Set([]byte(fmt.Sprintf("t\x80drop%04d", i)), []byte("v")), "set")
+	}
+	require(t, txn.Set([]byte("t\x81keep"), []byte("v")), "set")
+	require(t, txn.Commit(ctx), "commit")
+	s := c.storeClient(t)
+	s.prewrite(t, ctx, c.tso(t, ctx), []byte("t\x80drop9999"), 60_000, kvPut("t\x80drop9999", "locked"))
+
+	resp, err := s.tikv.UnsafeDestroyRange(ctx, &kvrpcpb.UnsafeDestroyRangeRequest{StartKey: []byte("t\x80"), EndKey: []byte("t\x81")})
+	require(t, err, "unsafe destroy range")
+	if resp.GetError() != "" {
+		t.Fatalf("unsafe destroy range: %s", resp.GetError())
+	}
+	if info := s.mvcc(t, ctx, "t\x80drop0007"); len(info.GetWrites()) != 0 || len(info.GetValues()) != 0 {
+		t.Fatalf("destroyed key still has data: %v", info)
+	}
+	if info := s.mvcc(t, ctx, "t\x80drop9999"); info.GetLock() != nil {
+		t.Fatalf("destroyed range still has a lock: %v", info.GetLock())
+	}
+	reader, err := cli.Begin()
+	require(t, err, "begin")
+	if v, err := reader.Get(ctx, []byte("t\x81keep")); err != nil || string(v) != "v" {
+		t.Fatalf("key outside the range: %q %v", v, err)
 	}
 }
