@@ -212,3 +212,6 @@ func (s *Store) ScanLock(ctx context.Context, req *kvrpcpb.ScanLockRequest) (*kv
 	}
 	return &kvrpcpb.ScanLockResponse{Error: keyErr, Locks: infos}, nil
 }
+
+// Storage returns the Storage the Store reads and writes.
+func (s *Store) Storage() Storage { return s.storage }

@@ -19,19 +19,25 @@ import (
 func (s *Server) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	routes := map[string]http.HandlerFunc{
-		"GET /pd/api/v1/status":                 s.handleStatus,
-		"GET /pd/api/v1/version":                s.handleVersion,
-		"GET /pd/api/v1/health":                 s.handleHealth,
-		"GET /pd/api/v1/members":                s.handleMembers,
-		"GET /pd/api/v1/cluster":                s.handleCluster,
-		"GET /pd/api/v1/config":                 s.handleConfig,
-		"GET /pd/api/v1/config/cluster-version": s.handleClusterVersion,
-		"GET /pd/api/v1/stores":                 s.handleStores,
-		"GET /pd/api/v1/store/{id}":             s.handleStore,
-		"GET /pd/api/v1/regions":                s.handleRegions,
-		"GET /pd/api/v1/region/id/{id}":         s.handleRegionByID,
-		"GET /pd/api/v1/region/key/{key}":       s.handleRegionByKey,
-		"GET /pd/api/v1/min-resolved-ts":        s.handleMinResolvedTS,
+		"GET /pd/api/v1/status":                           s.handleStatus,
+		"GET /pd/api/v1/version":                          s.handleVersion,
+		"GET /pd/api/v1/health":                           s.handleHealth,
+		"GET /pd/api/v1/members":                          s.handleMembers,
+		"GET /pd/api/v1/cluster":                          s.handleCluster,
+		"GET /pd/api/v1/config":                           s.handleConfig,
+		"GET /pd/api/v1/config/cluster-version":           s.handleClusterVersion,
+		"GET /pd/api/v1/stores":                           s.handleStores,
+		"GET /pd/api/v1/store/{id}":                       s.handleStore,
+		"GET /pd/api/v1/regions":                          s.handleRegions,
+		"GET /pd/api/v1/region/id/{id}":                   s.handleRegionByID,
+		"GET /pd/api/v1/region/key/{key}":                 s.handleRegionByKey,
+		"GET /pd/api/v1/min-resolved-ts":                  s.handleMinResolvedTS,
+		"GET /pd/api/v1/config/region-label/rules":        s.handleGetLabelRules,
+		"GET /pd/api/v1/config/region-label/rules/ids":    s.handleGetLabelRulesByIDs,
+		"PATCH /pd/api/v1/config/region-label/rules":      s.handlePatchLabelRules,
+		"GET /pd/api/v1/config/region-label/rule/{id}":    s.handleGetLabelRule,
+		"DELETE /pd/api/v1/config/region-label/rule/{id}": s.handleDeleteLabelRule,
+		"POST /pd/api/v1/config/region-label/rule":        s.handleSetLabelRule,
 	}
 	for pattern, handler := range routes {
 		mux.Handle(pattern, s.requireReady(handler))

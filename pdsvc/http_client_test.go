@@ -74,7 +74,7 @@ func TestHTTPAPI(t *testing.T) {
 		"/pd/api/v1/region/id/notanumber":             http.StatusBadRequest,
 		"/pd/api/v1/store/99999":                      http.StatusNotFound,
 		"/pd/api/v1/config/placement-rule":            http.StatusNotFound,
-		"/pd/api/v1/config/region-label/rules":        http.StatusNotFound,
+		"/pd/api/v1/config/region-label/rules":        http.StatusOK,
 		"/pd/api/v2/ms/members/tso":                   http.StatusNotFound,
 		"/pd/api/v1/no-such-endpoint":                 http.StatusNotFound,
 		"/pd/api/v1/min-resolved-ts?scope=cluster,x1": http.StatusBadRequest,

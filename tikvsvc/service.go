@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	sst "github.com/pingcap/kvproto/pkg/import_sstpb"
 	"github.com/pingcap/kvproto/pkg/metapb"
 	"github.com/pingcap/kvproto/pkg/tikvpb"
 	"github.com/tinykv/tinykv/mvcc"
@@ -87,6 +88,7 @@ func NewGRPCServer(svc *Service) *grpc.Server {
 		grpc.UnaryInterceptor(observeUnary),
 	)
 	tikvpb.RegisterTikvServer(srv, svc)
+	sst.RegisterImportSSTServer(srv, newImportService(svc))
 	healthSrv := health.NewServer()
 	healthSrv.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, healthSrv)
