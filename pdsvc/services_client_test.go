@@ -133,7 +133,12 @@ func TestEtcdOnTheSameAddress(t *testing.T) {
 		t.Fatalf("GetMembers disagrees with MemberList: %v %v", pdMembers, err)
 	}
 
-	watch := cli.Watch(ctx, "/tidb/ddl/", clientv3.WithPrefix())
+	before, err := cli.Get(ctx, "/tidb/ddl/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// From the next revision, so that the watch cannot start after the put it is meant to see.
+	watch := cli.Watch(ctx, "/tidb/ddl/", clientv3.WithPrefix(), clientv3.WithRev(before.Header.Revision+1))
 	lease, err := cli.Grant(ctx, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +179,10 @@ func TestMetaStorageAndResourceManager(t *testing.T) {
 
 	watchCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	events, err := cli.Watch(watchCtx, []byte("resource_group/settings"), pd.WithPrefix(), pd.WithPrevKV())
+	// Watch from the revision after the load, as TiDB's resource group client does: a watch without a
+	// start revision begins whenever the server gets to it, which may be after the put below.
+	fromRev := settings.GetHeader().GetRevision() + 1
+	events, err := cli.Watch(watchCtx, []byte("resource_group/settings"), pd.WithPrefix(), pd.WithPrevKV(), pd.WithRev(fromRev))
 	if err != nil {
 		t.Fatal(err)
 	}
