@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -26,6 +27,7 @@ func TestPlaygroundStartsStopsAndRestarts(t *testing.T) {
 	pdPort, tidbPort := testutil.FreePort(t), testutil.FreePort(t)
 	args := []string{"--data", dataDir, "--bin", binDir,
 		"--pd-port", fmt.Sprint(pdPort),
+		"--pd-peer-port", fmt.Sprint(testutil.FreePort(t)),
 		"--store-port", fmt.Sprint(testutil.FreePort(t)),
 		"--status-port", fmt.Sprint(testutil.FreePort(t)),
 		"--tidb-port", fmt.Sprint(tidbPort),
@@ -76,6 +78,8 @@ func startPlayground(t *testing.T, args []string) *playground {
 	cmd := exec.Command(binary("tinykv-playground"), args...)
 	stdout, err := cmd.StdoutPipe()
 	require(t, err, "stdout pipe")
+	var stderr bytes.Buffer // read only after the process has been waited for
+	cmd.Stderr = &stderr
 	require(t, cmd.Start(), "start playground")
 	p := &playground{cmd: cmd, exited: make(chan error, 1)}
 	ready := make(chan struct{})
@@ -95,7 +99,7 @@ func startPlayground(t *testing.T, args []string) *playground {
 	case <-ready:
 		return p
 	case err := <-p.exited:
-		t.Fatalf("playground exited before it was ready: %v", err)
+		t.Fatalf("playground exited before it was ready: %v\n%s", err, stderr.String())
 	case <-time.After(5 * time.Minute):
 		t.Fatalf("playground not ready after 5 minutes")
 	}

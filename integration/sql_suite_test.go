@@ -70,6 +70,11 @@ var sqlSuite = []step{
 	{sql: "SELECT item_id FROM orders WHERE NOT EXISTS (SELECT 1 FROM items WHERE items.id = orders.item_id)"},
 	{sql: "ALTER TABLE orders ADD COLUMN status VARCHAR(10) DEFAULT 'new'"},
 	{sql: "ALTER TABLE orders ADD INDEX k_amount (amount)"},
+	{sql: "ALTER TABLE orders ADD UNIQUE INDEX uk_item_amount (item_id, amount)"},
+	{sql: "ALTER TABLE orders ADD UNIQUE INDEX uk_item (item_id)"}, // item 1 appears twice: duplicate entry
+	{sql: "INSERT INTO orders (oid, item_id, amount) VALUES (6, 1, 3)"},
+	{sql: `SELECT index_name, non_unique, column_name FROM information_schema.statistics
+		WHERE table_schema = 'suite' AND table_name = 'orders' ORDER BY index_name, seq_in_index`},
 	{sql: "SELECT oid, status FROM orders WHERE amount > 3 ORDER BY amount"},
 	{sql: "ADMIN CHECK TABLE orders"},
 	{sql: "INSERT INTO orders (oid, item_id, amount) SELECT oid + 100, item_id, amount * 10 FROM orders"},

@@ -145,6 +145,27 @@ func (s *importService) ingest(ctx context.Context, kvctx *kvrpcpb.Context, meta
 	return &sst.IngestResponse{}, nil
 }
 
+// DuplicateDetect streams the versions that an import committed after
+// min_commit_ts wrote twice or over an earlier value, in batches; a failure
+// of the scan is sent as key_error, a region failure as region_error.
+func (s *importService) DuplicateDetect(req *sst.DuplicateDetectRequest, stream sst.ImportSST_DuplicateDetectServer) error {
+	if _, regionErr := s.svc.regions.check(req.GetContext()); regionErr != nil {
+		return stream.Send(&sst.DuplicateDetectResponse{RegionError: regionErr})
+	}
+	err := s.svc.txn.DetectDuplicates(stream.Context(), req.GetStartKey(), req.GetEndKey(), req.GetMinCommitTs(), req.GetKeyOnly(),
+		func(versions []mvcc.DuplicateVersion) error {
+			pairs := make([]*sst.KvPair, len(versions))
+			for i, v := range versions {
+				pairs[i] = &sst.KvPair{Key: v.Key, Value: v.Value, CommitTs: v.CommitTS}
+			}
+			return stream.Send(&sst.DuplicateDetectResponse{Pairs: pairs})
+		})
+	if err != nil && stream.Context().Err() == nil {
+		return stream.Send(&sst.DuplicateDetectResponse{KeyError: &sst.Error{Message: err.Error()}})
+	}
+	return nil
+}
+
 // take removes and returns the staged SST with uuid, or nil.
 func (s *importService) take(uuid []byte) *staged {
 	s.mu.Lock()

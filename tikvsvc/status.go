@@ -53,7 +53,9 @@ func (s *statusServer) close() {
 }
 
 // defaultConfig is the part of TiKV's configuration that clients read:
-// TiDB's GC checks storage.engine, client tools check api-version.
+// TiDB's GC checks storage.engine, client tools check api-version, TiDB's
+// ingest (fast ADD INDEX) sizes its regions by the coprocessor split
+// settings (TiKV's defaults).
 func defaultConfig(cfg NodeConfig) map[string]any {
 	return map[string]any{
 		"server.addr":                   cfg.Addr,
@@ -66,6 +68,10 @@ func defaultConfig(cfg NodeConfig) map[string]any {
 		"storage.max-key-size":          maxKeySize,
 		"raftstore.raft-entry-max-size": fmt.Sprintf("%dMiB", maxEntrySize>>20),
 		"pd.endpoints":                  cfg.PDAddrs,
+		"coprocessor.region-split-size": "96MiB",
+		"coprocessor.region-max-size":   "144MiB",
+		"coprocessor.region-split-keys": 960000,
+		"coprocessor.region-max-keys":   1440000,
 	}
 }
 

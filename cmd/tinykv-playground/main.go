@@ -34,10 +34,11 @@ const readyTimeout = 5 * time.Minute
 const stopGrace = 15 * time.Second
 
 type options struct {
-	binDir, dataDir, host     string
-	pdPort, storePort, status int
-	tidbPort, tidbStatus      int
-	tidb                      bool
+	binDir, dataDir, host string
+	pdPort, pdPeerPort    int
+	storePort, status     int
+	tidbPort, tidbStatus  int
+	tidb                  bool
 }
 
 func main() {
@@ -60,7 +61,7 @@ func run(args []string) error {
 	pd, err := startComponent(ctx, log, opts, "tinyscheduler-server", "pd",
 		"--data-dir", filepath.Join(opts.dataDir, "pd"),
 		"--client-urls", "http://"+pdAddr,
-		"--peer-urls", fmt.Sprintf("http://%s:%d", opts.host, opts.pdPort+1),
+		"--peer-urls", fmt.Sprintf("http://%s:%d", opts.host, opts.pdPeerPort),
 		"--log-file", filepath.Join(opts.dataDir, "pd.log"))
 	if err != nil {
 		return err
@@ -154,7 +155,8 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&opts.binDir, "bin", "", "directory holding the binaries (default: this executable's directory)")
 	fs.StringVar(&opts.dataDir, "data", "data", "data directory of the cluster")
 	fs.StringVar(&opts.host, "host", "127.0.0.1", "address to serve on")
-	fs.IntVar(&opts.pdPort, "pd-port", 2379, "PD client port (the peer port is the next one)")
+	fs.IntVar(&opts.pdPort, "pd-port", 2379, "PD client port")
+	fs.IntVar(&opts.pdPeerPort, "pd-peer-port", 2380, "PD (etcd) peer port")
 	fs.IntVar(&opts.storePort, "store-port", 20160, "store gRPC port")
 	fs.IntVar(&opts.status, "status-port", 20180, "store status port")
 	fs.BoolVar(&opts.tidb, "tidb", true, "also start bin/tidb-server, if it was built")
