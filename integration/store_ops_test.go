@@ -85,7 +85,7 @@ func (s *storeClient) mvcc(t *testing.T, ctx context.Context, key string) *kvrpc
 }
 
 // TestStatusServer: /status, /metrics in Prometheus text, /config as TiKV's
-// nested JSON, POST /config for known keys only.
+// nested JSON, POST /config for known keys only, /debug/pprof/.
 func TestStatusServer(t *testing.T) {
 	c := startCluster(t)
 	ctx := ctxT(t)
@@ -109,11 +109,16 @@ func TestStatusServer(t *testing.T) {
 	}
 	code, cfgText := body("GET", "/config", "")
 	var cfg struct {
-		Storage map[string]any `json:"storage"`
+		Storage     map[string]any `json:"storage"`
+		Coprocessor map[string]any `json:"coprocessor"`
 	}
 	require(t, json.Unmarshal([]byte(cfgText), &cfg), "decode /config")
-	if code != http.StatusOK || cfg.Storage["api-version"] != float64(1) || cfg.Storage["engine"] != "raft-kv" {
+	if code != http.StatusOK || cfg.Storage["api-version"] != float64(1) || cfg.Storage["engine"] != "raft-kv" ||
+		cfg.Coprocessor["region-split-size"] != "96MiB" {
 		t.Fatalf("/config: %d %s", code, cfgText)
+	}
+	if code, index := body("GET", "/debug/pprof/", ""); code != http.StatusOK || !strings.Contains(index, "goroutine") {
+		t.Fatalf("/debug/pprof/: %d", code)
 	}
 	if code, _ := body("POST", "/config", `{"storage.max-key-size": 4096}`); code != http.StatusOK {
 		t.Fatalf("POST known key: %d", code)

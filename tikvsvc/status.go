@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -16,7 +17,8 @@ import (
 )
 
 // statusServer serves TiKV's status HTTP API: /status, /metrics (Prometheus
-// text format) and /config (GET as nested JSON, POST to change values).
+// text format), /config (GET as nested JSON, POST to change values) and
+// /debug/pprof/ (Go's profiles; TiKV serves its own at the same paths).
 type statusServer struct {
 	srv  *http.Server
 	node *Node
@@ -37,6 +39,8 @@ func startStatusServer(addr string, node *Node) (*statusServer, error) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metricsRegistry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /config", s.handleGetConfig)
 	mux.HandleFunc("POST /config", s.handlePostConfig)
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := s.srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -35,6 +35,11 @@
 // whether tinykv reaches the goal of 0.5x unistore's ops/s; the header
 // shows the machine's load average before and after the run. Progress goes
 // to stderr.
+//
+// --workloads runs a subset. --profile DIR writes, for every workload run
+// with --duration, Go CPU profiles of the processes serving it (tinykv:
+// the store and its TiDB; unistore: its TiDB), taken from their
+// /debug/pprof/profile endpoints, to DIR/<round>-<workload>-<system>-<process>.pprof.
 package main
 
 import (
@@ -45,6 +50,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -57,6 +64,9 @@ type config struct {
 	duration  time.Duration
 	events    uint64
 	rounds    int
+	workloads []string
+	// profileDir, when set, receives CPU profiles of every workload run.
+	profileDir string
 }
 
 func main() {
@@ -92,8 +102,16 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&cfg.duration, "duration", 20*time.Second, "time limit per workload and system (0: none)")
 	fs.Uint64Var(&cfg.events, "events", 0, "operation limit per workload and system (0: none)")
 	fs.IntVar(&cfg.rounds, "rounds", 1, "times every workload runs on every system; the median is reported")
+	workloads := fs.String("workloads", strings.Join(workloadNames, ","), "comma-separated workloads to run")
+	fs.StringVar(&cfg.profileDir, "profile", "", "directory for CPU profiles of the serving processes (needs --duration)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	cfg.workloads = strings.Split(*workloads, ",")
+	for _, w := range cfg.workloads {
+		if !slices.Contains(workloadNames, w) {
+			return cfg, fmt.Errorf("unknown workload %q (have %s)", w, strings.Join(workloadNames, ", "))
+		}
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -104,6 +122,8 @@ func parseFlags(args []string) (config, error) {
 		return cfg, errors.New("--duration must not be negative")
 	case cfg.duration == 0 && cfg.events == 0:
 		return cfg, errors.New("one of --duration and --events must be set")
+	case cfg.profileDir != "" && cfg.duration < 2*time.Second:
+		return cfg, errors.New("--profile needs a --duration of at least 2s")
 	}
 	return cfg, nil
 }

@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -172,6 +176,7 @@ func TestParseFlags(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"--threads", "0"}, {"--rounds", "0"}, {"--table-size", "0"}, {"--duration", "0s"}, {"extra"},
+		{"--workloads", "point_select,nope"}, {"--profile", "p", "--duration", "1s"},
 	} {
 		if _, err := parseFlags(args); err == nil {
 			t.Errorf("%q accepted", args)
@@ -179,6 +184,10 @@ func TestParseFlags(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"--duration", "0s", "--events", "10"}); err != nil {
 		t.Errorf("--events without --duration rejected: %v", err)
+	}
+	if cfg, err := parseFlags([]string{"--workloads", "update_index,point_select"}); err != nil ||
+		!slices.Equal(cfg.workloads, []string{"update_index", "point_select"}) {
+		t.Errorf("--workloads: %v %v", cfg.workloads, err)
 	}
 }
 
@@ -196,11 +205,20 @@ func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	args := []string{"--bin", bin, "--table-size", "200", "--duration", "2s", "--threads", "2"}
+	profiles := t.TempDir()
+	args := []string{"--bin", bin, "--table-size", "200", "--duration", "2s", "--threads", "2", "--profile", profiles}
 	if err := run(ctx, args, &out); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	checkSmokeReport(t, out.String())
+	for _, w := range workloadNames {
+		for _, name := range []string{"tinykv-store", "tinykv-tidb", "unistore-tidb"} {
+			path := filepath.Join(profiles, fmt.Sprintf("1-%s-%s.pprof", w, name))
+			if info, err := os.Stat(path); err != nil || info.Size() == 0 {
+				t.Errorf("profile %s: %v", path, err)
+			}
+		}
+	}
 }
 
 // checkSmokeReport checks that both systems ran every workload and made

@@ -132,7 +132,7 @@ func setup(ctx context.Context, binDir, dir string) (e *env, err error) {
 	if err != nil {
 		return e, err
 	}
-	pdAddr, err := e.startCluster(ctx, binDir, dir)
+	pdAddr, storeStatus, err := e.startCluster(ctx, binDir, dir)
 	if err != nil {
 		return e, err
 	}
@@ -140,48 +140,53 @@ func setup(ctx context.Context, binDir, dir string) (e *env, err error) {
 	if err != nil {
 		return e, err
 	}
+	statusAddrs := []map[string]string{
+		{"store": storeStatus, "tidb": ours.statusAddr},
+		{"tidb": uni.statusAddr},
+	}
 	for i, t := range []*tidb{ours, uni} {
 		db, err := t.connect(ctx)
 		if err != nil {
 			return e, err
 		}
-		e.systems = append(e.systems, system{name: systemNames[i], db: db})
+		e.systems = append(e.systems, system{name: systemNames[i], db: db, statusAddrs: statusAddrs[i]})
 	}
 	return e, nil
 }
 
 // startCluster starts tinyscheduler-server and tinykv-server on free
-// loopback ports, waits until both serve and returns PD's address.
-func (e *env) startCluster(ctx context.Context, binDir, dir string) (string, error) {
+// loopback ports, waits until both serve and returns PD's address and the
+// store's status address.
+func (e *env) startCluster(ctx context.Context, binDir, dir string) (pdAddr, storeStatus string, err error) {
 	addrs, err := freeAddrs(4)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	pdClient, pdPeer, storeAddr, statusAddr := addrs[0], addrs[1], addrs[2], addrs[3]
 	pd, err := startChild(binDir, "tinyscheduler-server", filepath.Join(dir, "pd.log"),
 		"--name", "sqlbench-pd", "--data-dir", filepath.Join(dir, "pd"),
 		"--client-urls", "http://"+pdClient, "--peer-urls", "http://"+pdPeer)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	e.children = append([]*child{pd}, e.children...)
 	if err := pd.waitReady(ctx, httpReady("http://"+pdClient+"/pd/api/v1/status")); err != nil {
-		return "", err
+		return "", "", err
 	}
 	store, err := startChild(binDir, "tinykv-server", filepath.Join(dir, "store.log"),
 		"--pd", pdClient, "--addr", storeAddr, "--status-addr", statusAddr,
 		"--data-dir", filepath.Join(dir, "store"))
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	e.children = append([]*child{store}, e.children...)
-	return pdClient, store.waitReady(ctx, httpReady("http://"+statusAddr+"/status"))
+	return pdClient, statusAddr, store.waitReady(ctx, httpReady("http://"+statusAddr+"/status"))
 }
 
-// tidb is a started tidb-server and its MySQL address.
+// tidb is a started tidb-server and its MySQL and status addresses.
 type tidb struct {
 	*child
-	addr string
+	addr, statusAddr string
 }
 
 // startTiDB starts tidb-server on store ("tikv" or "unistore") at path,
@@ -205,7 +210,7 @@ func (e *env) startTiDB(binDir, dir, store, path string) (*tidb, error) {
 		return nil, err
 	}
 	e.children = append([]*child{c}, e.children...)
-	return &tidb{child: c, addr: addrs[0]}, nil
+	return &tidb{child: c, addr: addrs[0], statusAddr: addrs[1]}, nil
 }
 
 // connect waits until the TiDB answers SELECT 1 and returns a pool to it.

@@ -25,6 +25,9 @@ const opTimeout = 30 * time.Second
 type system struct {
 	name string
 	db   *sql.DB
+	// statusAddrs are the status (HTTP) addresses of the processes serving
+	// the system, by process name, for profiles.
+	statusAddrs map[string]string
 }
 
 // result is what one workload measured on one system in one round.
@@ -69,7 +72,7 @@ func measure(ctx context.Context, cfg config, systems []system) ([]result, error
 	}
 	var results []result
 	for round := range cfg.rounds {
-		for i, w := range workloadNames {
+		for i, w := range cfg.workloads {
 			for _, s := range rotate(systems, round+i) {
 				slog.Info("running", "round", round+1, "workload", w, "system", s.name)
 				results = append(results, runWorkload(ctx, cfg, s, w, uint64(round)))
@@ -109,6 +112,7 @@ func runWorkload(ctx context.Context, cfg config, sys system, w string, round ui
 	if cfg.duration > 0 {
 		run.deadline = start.Add(cfg.duration)
 	}
+	profiled := startProfiles(ctx, cfg, sys, w, round)
 	lats := make([][]time.Duration, cfg.threads)
 	var wg sync.WaitGroup
 	for c := range cfg.threads {
@@ -116,6 +120,7 @@ func runWorkload(ctx context.Context, cfg config, sys system, w string, round ui
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	profiled.Wait()
 	all := slices.Concat(lats...)
 	slices.Sort(all)
 	return result{system: sys.name, workload: w, ops: uint64(len(all)), stmts: run.stmts.Load(),
