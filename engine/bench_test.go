@@ -47,13 +47,15 @@ func writeOneKey(e *Engine) func(i int) error {
 // writeOneKeyToBadger commits one single-key Badger transaction, bypassing
 // the committer.
 func writeOneKeyToBadger(e *Engine) func(i int) error {
+	var version atomic.Uint64
+	version.Store(e.db.MaxVersion())
 	return func(i int) error {
-		txn := e.db.NewTransaction(true)
+		txn := e.db.NewTransactionAt(0, true)
 		defer txn.Discard()
 		if err := txn.Set(encodeKey(CfDefault, fmt.Appendf(nil, "key%010d", i)), benchValue); err != nil {
 			return err
 		}
-		return txn.Commit()
+		return txn.CommitAt(version.Add(1), nil)
 	}
 }
 

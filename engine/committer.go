@@ -54,7 +54,11 @@ type commitRequest struct {
 // transaction, commits it (one fsync), and wakes all of their writers.
 type committer struct {
 	db    *badger.DB
+	view  *view // publishes each committed group
 	limit txnCost
+	// version is the Badger version of the last commit attempted; only run
+	// touches it.
+	version uint64
 
 	// mu guards closed. Writers hold it shared while sending on requests, so
 	// stop can close requests only when no send is in flight.
@@ -67,9 +71,11 @@ type committer struct {
 	stopped chan struct{}
 }
 
-func newCommitter(db *badger.DB) *committer {
+func newCommitter(db *badger.DB, v *view) *committer {
 	c := &committer{
 		db:       db,
+		view:     v,
+		version:  v.published,
 		limit:    txnLimit(db),
 		requests: make(chan *commitRequest, 256),
 		stopped:  make(chan struct{}),
@@ -145,18 +151,22 @@ func (c *committer) gather(first *commitRequest) (group []*commitRequest, leftov
 	}
 }
 
-// commit applies the batches of group, in order, in one Badger transaction.
+// commit applies the batches of group, in order, in one Badger transaction
+// at the next version, and publishes it before any of their writers
+// returns. A version is never reused, even when its commit failed.
 func (c *committer) commit(group []*commitRequest) error {
-	txn := c.db.NewTransaction(true)
+	c.version++
+	txn := c.db.NewTransactionAt(c.version-1, true)
 	defer txn.Discard()
 	for _, req := range group {
 		if err := stageBatch(txn, req.batch); err != nil {
 			return err
 		}
 	}
-	if err := txn.Commit(); err != nil {
+	if err := txn.CommitAt(c.version, nil); err != nil {
 		return fmt.Errorf("engine: commit: %w", err)
 	}
+	c.view.publish(c.version, group)
 	return nil
 }
 

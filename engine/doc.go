@@ -35,8 +35,7 @@
 // to Engine.MaxBatchEntries operations and Engine.MaxBatchBytes bytes (about
 // 15% of Options.MemTableSize: with the default, ~200k operations or ~19 MiB).
 // Write rejects larger batches with ErrBatchTooLarge rather than split them;
-// Badger's own WriteBatch and managed mode also split silently, so they are
-// not used. WriteNonAtomic splits explicitly and guarantees only that a
+// Badger's own WriteBatch splits silently, so it is not used. WriteNonAtomic splits explicitly and guarantees only that a
 // prefix of its chunks is applied. DeleteRange and DeleteRangeAllCFs are not
 // atomic either.
 //
@@ -47,8 +46,16 @@
 //
 // # Snapshots and iteration
 //
-// Engine.Snapshot returns a read-only Badger transaction: every read through
-// it sees the state as of its creation, across all CFs, and never a part of
-// a Write. Iterators range over one CF within [LowerBound, UpperBound), an
+// Badger runs in managed mode: the committer gives each group commit the
+// next Badger version and publishes it once committed, and Engine.Snapshot
+// reads at the last published version, so every read through a snapshot
+// sees the state as of its creation, across all CFs, and never a part of a
+// Write. The engine tells Badger which old versions open snapshots still
+// need, so that compaction keeps them and drops the rest.
+//
+// CfLock is also kept in memory (the lock table), and snapshots read it
+// from there: Percolator locks are written and deleted by every
+// transaction, and a Badger iterator over CfLock would walk every deleted
+// lock that compaction has not dropped yet, on every lock check of a range. Iterators range over one CF within [LowerBound, UpperBound), an
 // empty bound meaning the start or end of the CF, forward or reverse.
 package engine

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -18,6 +19,8 @@ type Engine struct {
 	logger *slog.Logger // never nil
 	// committer performs every write to db, so that writes group commit.
 	committer *committer
+	// view is what snapshots see: the committer publishes to it.
+	view *view
 }
 
 // Open opens (creating if needed) the engine stored in dir. With
@@ -28,11 +31,15 @@ func Open(dir string, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("engine: open %q: MemTableSize %d is below the minimum %d",
 			dir, opts.MemTableSize, MinMemTableSize)
 	}
-	db, err := badger.Open(opts.badgerOptions(dir))
+	db, err := badger.OpenManaged(opts.badgerOptions(dir))
 	if err != nil {
 		return nil, fmt.Errorf("engine: open %q: %w", dir, err)
 	}
-	e := &Engine{db: db, logger: opts.logger(), committer: newCommitter(db)}
+	v, err := openView(db)
+	if err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	e := &Engine{db: db, logger: opts.logger(), committer: newCommitter(db, v), view: v}
 	e.logger.Debug("engine opened", "dir", dir, "in_memory", opts.InMemory,
 		"sync_writes", opts.SyncWrites, "max_batch_entries", e.MaxBatchEntries(),
 		"max_batch_bytes", e.MaxBatchBytes())

@@ -26,7 +26,8 @@ type IterOptions struct {
 // iterator is unpositioned: call Rewind or Seek first. Not safe for
 // concurrent use.
 type Iterator struct {
-	it      *badger.Iterator
+	// it is a Badger iterator, or for CfLock a walk of the lock table.
+	it      cursor
 	cf      CF
 	reverse bool
 	keyOnly bool
@@ -41,13 +42,19 @@ type Iterator struct {
 // snapshot.
 func (s *Snapshot) NewIterator(cf CF, opts IterOptions) *Iterator {
 	lower, upper := encodeRange(cf, opts.LowerBound, opts.UpperBound)
-	badgerOpts := badger.DefaultIteratorOptions
-	badgerOpts.Reverse = opts.Reverse
-	// Values are read on demand: prefetching would copy values of keys past
-	// the bounds and of keys a point lookup never reads.
-	badgerOpts.PrefetchValues = false
+	var it cursor
+	if cf == CfLock {
+		it = &treeCursor{tree: s.locks, reverse: opts.Reverse}
+	} else {
+		badgerOpts := badger.DefaultIteratorOptions
+		badgerOpts.Reverse = opts.Reverse
+		// Values are read on demand: prefetching would copy values of keys
+		// past the bounds and of keys a point lookup never reads.
+		badgerOpts.PrefetchValues = false
+		it = badgerCursor{it: s.txn.NewIterator(badgerOpts)}
+	}
 	return &Iterator{
-		it:      s.txn.NewIterator(badgerOpts),
+		it:      it,
 		cf:      cf,
 		reverse: opts.Reverse,
 		keyOnly: opts.KeyOnly,
@@ -62,7 +69,7 @@ func (it *Iterator) Rewind() {
 	if it.reverse {
 		it.seekBefore(it.upper)
 	} else {
-		it.it.Seek(it.lower)
+		it.it.seek(it.lower)
 	}
 	it.updateValid()
 }
@@ -75,11 +82,11 @@ func (it *Iterator) Seek(key []byte) {
 	target := encodeKey(it.cf, key)
 	switch {
 	case !it.reverse:
-		it.it.Seek(maxBytes(target, it.lower))
+		it.it.seek(maxBytes(target, it.lower))
 	case bytes.Compare(target, it.upper) >= 0:
 		it.seekBefore(it.upper)
 	default:
-		it.it.Seek(target)
+		it.it.seek(target)
 	}
 	it.updateValid()
 }
@@ -87,7 +94,7 @@ func (it *Iterator) Seek(key []byte) {
 // Next moves to the next key in iteration order. The iterator must be valid;
 // Next, Key and Value panic otherwise.
 func (it *Iterator) Next() {
-	it.it.Next()
+	it.it.next()
 	it.updateValid()
 }
 
@@ -96,14 +103,14 @@ func (it *Iterator) Valid() bool { return it.valid }
 
 // Key returns the current user key (without CF prefix). The slice is valid
 // until the iterator moves; copy it to keep it.
-func (it *Iterator) Key() []byte { return decodeKey(it.it.Item().Key()) }
+func (it *Iterator) Key() []byte { return decodeKey(it.it.key()) }
 
 // Value returns a copy of the current value.
 func (it *Iterator) Value() ([]byte, error) {
 	if it.keyOnly {
 		return nil, ErrKeyOnly
 	}
-	value, err := it.it.Item().ValueCopy(nil)
+	value, err := it.it.value()
 	if err != nil {
 		return nil, fmt.Errorf("engine: read value %s %q: %w", it.cf, it.Key(), err)
 	}
@@ -111,25 +118,25 @@ func (it *Iterator) Value() ([]byte, error) {
 }
 
 // Close releases the iterator. Closing it twice is a no-op.
-func (it *Iterator) Close() { it.it.Close() }
+func (it *Iterator) Close() { it.it.close() }
 
 // valueSize returns the length of the current value without reading it.
-func (it *Iterator) valueSize() int64 { return it.it.Item().ValueSize() }
+func (it *Iterator) valueSize() int64 { return it.it.valueSize() }
 
 // seekBefore positions a reverse iterator on the largest stored key < bound.
 func (it *Iterator) seekBefore(bound []byte) {
-	it.it.Seek(bound)
-	if it.it.Valid() && bytes.Equal(it.it.Item().Key(), bound) {
-		it.it.Next()
+	it.it.seek(bound)
+	if it.it.valid() && bytes.Equal(it.it.key(), bound) {
+		it.it.next()
 	}
 }
 
 func (it *Iterator) updateValid() {
-	if !it.it.Valid() {
+	if !it.it.valid() {
 		it.valid = false
 		return
 	}
-	key := it.it.Item().Key()
+	key := it.it.key()
 	it.valid = bytes.Compare(key, it.lower) >= 0 && bytes.Compare(key, it.upper) < 0
 }
 

@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -12,22 +14,42 @@ import (
 // each Iterator must stay on one goroutine. Close every iterator before the
 // snapshot, and every snapshot before the engine. An open snapshot holds back
 // Badger's garbage collection of the versions it can see.
+//
+// CfLock is read from a clone of the lock table and the other CFs from a
+// Badger transaction, both as of the same published version (see view).
 type Snapshot struct {
-	txn *badger.Txn // read-only
+	view    *view
+	version uint64      // the Badger version read
+	locks   *lockTree   // read-only clone
+	txn     *badger.Txn // read-only
+	closed  sync.Once
 }
 
 // Snapshot returns a view of the engine's current state. It must be closed.
 func (e *Engine) Snapshot() *Snapshot {
-	return &Snapshot{txn: e.db.NewTransaction(false)}
+	version, locks := e.view.acquire()
+	return &Snapshot{view: e.view, version: version, locks: locks, txn: e.db.NewTransactionAt(version, false)}
 }
 
 // Close releases the snapshot. Closing it with an iterator still open panics
 // (in Badger); closing it twice is a no-op.
-func (s *Snapshot) Close() { s.txn.Discard() }
+func (s *Snapshot) Close() {
+	s.closed.Do(func() {
+		s.txn.Discard()
+		s.view.release(s.version)
+	})
+}
 
 // Get returns a copy of the value of key in cf, or ErrNotFound. A present key
 // with an empty value yields a non-nil empty slice.
 func (s *Snapshot) Get(cf CF, key []byte) ([]byte, error) {
+	if cf == CfLock {
+		entry, ok := s.locks.Get(storedEntry{key: encodeKey(cf, key)})
+		if !ok {
+			return nil, ErrNotFound
+		}
+		return bytes.Clone(entry.value), nil
+	}
 	item, err := s.txn.Get(encodeKey(cf, key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, ErrNotFound
