@@ -33,7 +33,7 @@ func Handle(ctx context.Context, scan ScanFunc, req *coprocessor.Request) (resp 
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	p := scanParams{ctx: ctx, scan: scan, reqCtx: req.GetContext(), startTS: req.GetStartTs()}
+	p := scanParams{ctx: ctx, scan: scan, reqCtx: req.GetContext(), startTS: req.GetStartTs(), pagingSize: req.GetPagingSize()}
 	switch req.GetTp() {
 	case ReqTypeDAG:
 		return handleDAG(p, req)

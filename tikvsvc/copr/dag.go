@@ -28,25 +28,40 @@ func handleDAG(p scanParams, req *coprocessor.Request) *coprocessor.Response {
 	if err != nil {
 		return errorResponse(err)
 	}
-	if err := run(pl, enc); err != nil {
+	pagingSize := p.pagingSize
+	if pl.blocking() {
+		pagingSize = 0
+	}
+	paged, err := run(pl, enc, pagingSize)
+	if err != nil {
 		if isStorageFailure(err) {
 			return errorResponse(err)
 		}
 		enc.fail(err)
 	}
-	return selectResponse(env, dag, pl, enc, time.Since(start))
+	resp := selectResponse(env, dag, pl, enc, time.Since(start))
+	if paged && err == nil {
+		resp.Range = pl.scanner.scannedRange()
+	}
+	return resp
 }
 
-// run drains the root executor into the encoder.
-func run(pl *plan, enc *encoder) error {
+// run moves the root executor's rows into the encoder until it is drained,
+// or with paging (pagingSize > 0) until at least pagingSize rows are
+// encoded; paged reports that it stopped for paging, as TiKV does even when
+// nothing is left to read.
+func run(pl *plan, enc *encoder, pagingSize uint64) (paged bool, err error) {
 	root := pl.root()
 	for {
+		if pagingSize > 0 && enc.rows >= pagingSize {
+			return true, nil
+		}
 		chk, err := root.next()
 		if err != nil || chk == nil {
-			return err
+			return false, err
 		}
 		if err := enc.add(chk); err != nil {
-			return err
+			return false, err
 		}
 	}
 }

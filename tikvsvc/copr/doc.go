@@ -51,12 +51,21 @@
 // concatenated codec.EncodeValue of the output_offsets columns), which TiDB
 // always accepts because it decodes by the response's encode_type.
 //
+// # Paging
+//
+// With paging_size set, a DAG request stops once its result holds at least
+// paging_size rows and answers with Response.Range, the key range it read
+// (from the first range's start to just past the last key read, or in a
+// descending scan from the last key read to the first range's end); TiDB
+// sends the rest of its ranges in the next request. A request that reads
+// all its ranges first answers without Range, which tells TiDB the task is
+// complete. Plans with an aggregation or TopN ignore paging_size: they
+// output rows only after reading everything.
+//
 // # Not supported
 //
-// Paging (paging_size is ignored and Response.Range is never set, so TiDB
-// treats each task as complete), store batching (tasks), the coprocessor
-// cache, the tree form of DAG requests (root_executor), executors that
-// TiDB only sends to TiFlash (joins, window, expand, exchange), aggregates
-// with DISTINCT, and the statistics v1 Analyze types (TypeColumn,
-// TypeMixed).
+// Store batching (tasks), the coprocessor cache, the tree form of DAG
+// requests (root_executor), executors that TiDB only sends to TiFlash
+// (joins, window, expand, exchange), aggregates with DISTINCT, and the
+// statistics v1 Analyze types (TypeColumn, TypeMixed).
 package copr

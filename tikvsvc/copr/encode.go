@@ -18,6 +18,7 @@ type encoder struct {
 	fts        []*types.FieldType // of the output columns
 	codec      *chunk.Codec
 	chunks     []tipb.Chunk
+	rows       uint64 // rows added
 	err        *tipb.Error
 	row        []types.Datum
 }
@@ -49,6 +50,7 @@ func newEncoder(env *evalEnv, dag *tipb.DAGRequest, pl *plan) (*encoder, error) 
 
 // add encodes one batch as one response chunk.
 func (e *encoder) add(chk *chunk.Chunk) error {
+	e.rows += uint64(chk.NumRows())
 	if e.encodeType == tipb.EncodeType_TypeChunk {
 		e.chunks = append(e.chunks, tipb.Chunk{RowsData: e.codec.Encode(chk.Prune(e.offsets))})
 		return nil

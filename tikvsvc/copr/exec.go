@@ -82,6 +82,19 @@ func buildPlan(env *evalEnv, sp scanParams, dag *tipb.DAGRequest, ranges []*copr
 	return p, nil
 }
 
+// blocking reports whether an executor of the plan reads all its input
+// before it outputs rows (aggregation, TopN): such a plan cannot stop part
+// way for paging without losing what it holds.
+func (p *plan) blocking() bool {
+	for _, m := range p.execs {
+		switch m.executor.(type) {
+		case *aggregate, *topN:
+			return true
+		}
+	}
+	return false
+}
+
 // buildOperator builds a non-scan executor over child.
 func buildOperator(env *evalEnv, pb *tipb.Executor, child executor) (executor, error) {
 	if !hasPayload(pb) {

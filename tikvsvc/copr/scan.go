@@ -50,6 +50,9 @@ type scanParams struct {
 	scan    ScanFunc
 	reqCtx  *kvrpcpb.Context
 	startTS uint64
+	// pagingSize is the request's paging_size: 0 without paging, else the
+	// number of result rows after which a DAG request stops.
+	pagingSize uint64
 }
 
 // rangeScanner pages through the coprocessor key ranges with a ScanFunc,
@@ -60,12 +63,17 @@ type rangeScanner struct {
 	desc    bool
 	keyOnly bool
 
+	limit   int    // pairs asked per ScanRequest
 	cur     int    // index of the range being read
 	resume  []byte // where the next page of ranges[cur] starts, if resumed
 	resumed bool
-	counts  []int64 // pairs read per range, in request order
-	scanned uint64  // pairs read in total
-	bytes   uint64  // key and value bytes read in total
+	// scannedTo is where the part of the ranges read so far ends, in scan
+	// order: the exclusive end (ascending) or inclusive start (descending)
+	// of what has been read, once anything has.
+	scannedTo []byte
+	counts    []int64 // pairs read per range, in request order
+	scanned   uint64  // pairs read in total
+	bytes     uint64  // key and value bytes read in total
 }
 
 // newRangeScanner checks the ranges and prepares to read them.
@@ -79,13 +87,32 @@ func newRangeScanner(p scanParams, ranges []*coprocessor.KeyRange, desc, keyOnly
 	if desc {
 		slices.Reverse(ordered)
 	}
+	limit := pageSize
+	if p.pagingSize > 0 {
+		limit = int(min(p.pagingSize, pageSize))
+	}
 	return &rangeScanner{
 		scanParams: p,
 		ranges:     ordered,
 		desc:       desc,
 		keyOnly:    keyOnly,
+		limit:      limit,
 		counts:     make([]int64, len(ranges)),
 	}, nil
+}
+
+// scannedRange is the key range read so far: from the first range's start
+// to where the reading got (ascending), or from there to the first range's
+// end (descending). A paged DAG response carries it, and TiDB continues
+// after it.
+func (s *rangeScanner) scannedRange() *coprocessor.KeyRange {
+	if len(s.ranges) == 0 {
+		return &coprocessor.KeyRange{}
+	}
+	if s.desc {
+		return &coprocessor.KeyRange{Start: s.scannedTo, End: s.ranges[0].GetEnd()}
+	}
+	return &coprocessor.KeyRange{Start: s.ranges[0].GetStart(), End: s.scannedTo}
 }
 
 // next returns the next non-empty page of pairs, or nil once every range is
@@ -138,7 +165,7 @@ func (s *rangeScanner) pageRequest() *kvrpcpb.ScanRequest {
 	req := &kvrpcpb.ScanRequest{
 		Context: s.reqCtx,
 		Version: s.startTS,
-		Limit:   pageSize,
+		Limit:   uint32(s.limit),
 		KeyOnly: s.keyOnly,
 		Reverse: s.desc,
 	}
@@ -157,7 +184,11 @@ func (s *rangeScanner) pageRequest() *kvrpcpb.ScanRequest {
 // else to the next range. It fails if a full page would not move the scan
 // forward, which only a faulty ScanFunc causes.
 func (s *rangeScanner) advance(pairs []*kvrpcpb.KvPair) error {
-	if len(pairs) < pageSize {
+	if len(pairs) < s.limit {
+		s.scannedTo = s.ranges[s.cur].GetEnd()
+		if s.desc {
+			s.scannedTo = s.ranges[s.cur].GetStart()
+		}
 		s.cur++
 		s.resume, s.resumed = nil, false
 		return nil
@@ -171,6 +202,7 @@ func (s *rangeScanner) advance(pairs []*kvrpcpb.KvPair) error {
 		return &storageError{err: fmt.Errorf("scan did not advance past key %x", s.resume)}
 	}
 	s.resume, s.resumed = next, true
+	s.scannedTo = next
 	return nil
 }
 
