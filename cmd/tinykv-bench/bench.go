@@ -118,7 +118,7 @@ func (e *env) startTinyKV(ctx context.Context, cfg config, dir string) error {
 			return err
 		}
 		e.closers = append(e.closers, c.stop)
-		pdAddr, e.storePID, e.pdPID = c.pdAddr, c.store.cmd.Process.Pid, c.pd.cmd.Process.Pid
+		pdAddr, e.storePID, e.pdPID = c.pdAddr, c.store.Pid(), c.pd.Pid()
 	}
 	if slices.Contains(cfg.systems, "tinykv-raw") {
 		cli, err := rawkv.NewClientWithOpts(ctx, []string{pdAddr}, rawkv.WithSecurity(tikvconfig.Security{}))

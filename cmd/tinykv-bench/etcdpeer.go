@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/tinykv/tinykv/internal/proc"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -52,7 +53,7 @@ func startEtcd(dir string) (*etcdPeer, error) {
 }
 
 func etcdConfig(dir string) (*embed.Config, error) {
-	addrs, err := freeAddrs(2)
+	addrs, err := proc.FreeAddrs(2)
 	if err != nil {
 		return nil, err
 	}

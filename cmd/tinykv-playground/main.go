@@ -12,19 +12,17 @@ package main
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+	"github.com/tinykv/tinykv/internal/proc"
 )
 
 // readyTimeout bounds how long a component may take to start serving.
@@ -58,7 +56,7 @@ func run(args []string) error {
 	defer stop()
 
 	pdAddr := fmt.Sprintf("%s:%d", opts.host, opts.pdPort)
-	pd, err := startComponent(ctx, log, opts, "tinyscheduler-server", "pd",
+	pd, err := startComponent(log, opts, "tinyscheduler-server", "pd",
 		"--data-dir", filepath.Join(opts.dataDir, "pd"),
 		"--client-urls", "http://"+pdAddr,
 		"--peer-urls", fmt.Sprintf("http://%s:%d", opts.host, opts.pdPeerPort),
@@ -67,13 +65,13 @@ func run(args []string) error {
 		return err
 	}
 	defer pd.stop(log)
-	if err := waitReady(ctx, "http://"+pdAddr+"/pd/api/v1/status", pd); err != nil {
+	if err := pd.WaitReady(ctx, readyTimeout, proc.HTTPReady("http://"+pdAddr+"/pd/api/v1/status")); err != nil {
 		return fmt.Errorf("pd: %w", err)
 	}
 
 	storeAddr := fmt.Sprintf("%s:%d", opts.host, opts.storePort)
 	statusAddr := fmt.Sprintf("%s:%d", opts.host, opts.status)
-	store, err := startComponent(ctx, log, opts, "tinykv-server", "tikv",
+	store, err := startComponent(log, opts, "tinykv-server", "tikv",
 		"--pd", pdAddr, "--addr", storeAddr, "--status-addr", statusAddr,
 		"--data-dir", filepath.Join(opts.dataDir, "tikv"),
 		"--log-file", filepath.Join(opts.dataDir, "tikv.log"))
@@ -81,7 +79,7 @@ func run(args []string) error {
 		return err
 	}
 	defer store.stop(log)
-	if err := waitReady(ctx, "http://"+statusAddr+"/status", store); err != nil {
+	if err := store.WaitReady(ctx, readyTimeout, proc.HTTPReady("http://"+statusAddr+"/status")); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 
@@ -109,7 +107,7 @@ func waitForExit(ctx context.Context, log *slog.Logger, components ...*component
 	for _, c := range components {
 		if c != nil {
 			go func() {
-				<-c.exited
+				<-c.Exited()
 				died <- c
 			}()
 		}
@@ -133,7 +131,7 @@ func startTiDB(ctx context.Context, log *slog.Logger, opts options, pdAddr strin
 		log.Warn("tidb-server not found; running without SQL", "bin", opts.binDir)
 		return nil, nil
 	}
-	tidb, err := startComponent(ctx, log, opts, "tidb-server", "tidb",
+	tidb, err := startComponent(log, opts, "tidb-server", "tidb",
 		"--store", "tikv", "--path", pdAddr,
 		"--host", opts.host, "-P", fmt.Sprint(opts.tidbPort),
 		"--status-host", opts.host, "--status", fmt.Sprint(opts.tidbStatus),
@@ -180,93 +178,47 @@ func parseFlags(args []string) (options, error) {
 	return opts, os.MkdirAll(opts.dataDir, 0o755)
 }
 
-// component is one child process.
+// component is one child process, under the name the playground gives it.
 type component struct {
-	name   string
-	cmd    *exec.Cmd
-	exited chan struct{}
+	name string
+	*proc.Child
 }
 
-func startComponent(ctx context.Context, log *slog.Logger, opts options, binary, name string, args ...string) (*component, error) {
-	cmd := exec.Command(filepath.Join(opts.binDir, binary), args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	// Its own process group: a terminal's Ctrl-C reaches only the
-	// playground, which stops the components in order (TiDB, store, PD).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", binary, err)
+// startComponent starts binary from the bin directory. Its output goes to
+// the playground's stderr (the components log to files of their own), and
+// it is in its own process group: a terminal's Ctrl-C reaches only the
+// playground, which stops the components in order (TiDB, store, PD).
+func startComponent(log *slog.Logger, opts options, binary, name string, args ...string) (*component, error) {
+	child, err := proc.Start(opts.binDir, binary, "", args...)
+	if err != nil {
+		return nil, err
 	}
-	c := &component{name: name, cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(c.exited)
-	}()
-	log.Info("started", "component", name, "pid", cmd.Process.Pid)
-	return c, nil
+	log.Info("started", "component", name, "pid", child.Pid())
+	return &component{name: name, Child: child}, nil
 }
 
-// stop sends SIGTERM and waits, killing the process after stopGrace.
+// stop stops the component, killing it after stopGrace, and logs how it
+// went.
 func (c *component) stop(log *slog.Logger) {
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.exited:
-		log.Info("stopped", "component", c.name)
-	case <-time.After(stopGrace):
-		_ = c.cmd.Process.Kill()
-		<-c.exited
-		log.Warn("killed after the grace period", "component", c.name)
+	if err := c.Stop(stopGrace); err != nil {
+		log.Warn("not stopped cleanly", "component", c.name, "err", err)
+		return
 	}
+	log.Info("stopped", "component", c.name)
 }
 
-// waitSQL retries SELECT 1 on dsn until it answers, the component exits or
-// ctx ends. TiDB bootstraps its system tables on first start, which takes a
-// while.
-func waitSQL(ctx context.Context, dsn string, c *component) error {
+// waitSQL waits until the TiDB at dsn answers SELECT 1. TiDB bootstraps its
+// system tables on first start, which takes a while.
+func waitSQL(ctx context.Context, dsn string, tidb *component) error {
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	deadline := time.After(readyTimeout)
-	for {
-		var one int
+	return tidb.WaitReady(ctx, readyTimeout, func(ctx context.Context) error {
 		queryCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := db.QueryRowContext(queryCtx, "SELECT 1").Scan(&one)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-c.exited:
-			return errors.New("exited while starting; see its log")
-		case <-deadline:
-			return fmt.Errorf("SELECT 1 not answered after %s: %w", readyTimeout, err)
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
-
-// waitReady polls url until it answers 200, the component exits or ctx ends.
-func waitReady(ctx context.Context, url string, c *component) error {
-	deadline := time.After(readyTimeout)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-c.exited:
-			return errors.New("exited while starting; see its log")
-		case <-deadline:
-			return fmt.Errorf("not ready after %s", readyTimeout)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		defer cancel()
+		var one int
+		return db.QueryRowContext(queryCtx, "SELECT 1").Scan(&one)
+	})
 }
