@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -20,7 +21,8 @@ func TestTiDBGCFreesDroppedTables(t *testing.T) {
 	}
 	c := startCluster(t)
 	db := c.startTiDB(t)
-	ctx := ctxT(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 35*time.Minute)
+	defer cancel()
 	for _, q := range []string{
 		"CREATE TABLE test.dropped (id INT PRIMARY KEY, v VARCHAR(20))",
 		"CREATE TABLE test.truncated (id INT PRIMARY KEY, v VARCHAR(20))",
