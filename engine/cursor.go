@@ -43,24 +43,16 @@ type treeCursor struct {
 	ok  bool
 }
 
-func (c *treeCursor) seek(target []byte) {
-	c.ok = false
-	visit := func(e storedEntry) bool {
-		c.cur, c.ok = e, true
-		return false
-	}
-	if c.reverse {
-		c.tree.DescendLessOrEqual(storedEntry{key: target}, visit)
-	} else {
-		c.tree.AscendGreaterOrEqual(storedEntry{key: target}, visit)
-	}
-}
+func (c *treeCursor) seek(target []byte) { c.moveTo(target, false) }
 
-func (c *treeCursor) next() {
-	from := c.cur.key
+func (c *treeCursor) next() { c.moveTo(c.cur.key, true) }
+
+// moveTo positions the cursor on the first entry at or past from in its
+// direction, or past it when strictly is set.
+func (c *treeCursor) moveTo(from []byte, strictly bool) {
 	c.ok = false
 	visit := func(e storedEntry) bool {
-		if bytes.Equal(e.key, from) {
+		if strictly && bytes.Equal(e.key, from) {
 			return true
 		}
 		c.cur, c.ok = e, true
