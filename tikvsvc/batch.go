@@ -43,12 +43,14 @@ func (s *Service) BatchCommands(stream tikvpb.Tikv_BatchCommandsServer) error {
 	return nil
 }
 
-// receiveBatches starts a goroutine per request until the stream ends or a
-// handler fails. At the end of the stream it waits for the requests in
-// flight, so their results are queued before it returns io.EOF.
+// receiveBatches runs every request on a worker of the stream until the
+// stream ends or a handler fails. At the end of the stream it waits for the
+// requests in flight, so their results are queued before it returns io.EOF.
 func (s *Service) receiveBatches(ctx context.Context, stream tikvpb.Tikv_BatchCommandsServer,
 	results chan<- batchResult, fail context.CancelCauseFunc) error {
 	var inflight sync.WaitGroup
+	workers := newWorkerPool()
+	defer workers.close()
 	defer inflight.Wait()
 	for {
 		req, err := stream.Recv()
@@ -61,13 +63,43 @@ func (s *Service) receiveBatches(ctx context.Context, stream tikvpb.Tikv_BatchCo
 		}
 		for i, r := range req.GetRequests() {
 			inflight.Add(1)
-			go func(id uint64) {
+			id := req.GetRequestIds()[i]
+			workers.run(func() {
 				defer inflight.Done()
 				s.runBatched(ctx, id, r, results, fail)
-			}(req.GetRequestIds()[i])
+			})
 		}
 	}
 }
+
+// workerPool runs tasks on goroutines that stay for further tasks, so a
+// request does not pay for a new goroutine growing its stack again. It
+// never queues: a task goes to an idle worker, or to a new one. Its owner
+// calls run and close from one goroutine.
+type workerPool struct {
+	// idle carries a task to a worker waiting for one; it is unbuffered, so a
+	// send succeeds only when a worker is idle.
+	idle chan func()
+}
+
+func newWorkerPool() *workerPool { return &workerPool{idle: make(chan func())} }
+
+func (p *workerPool) run(task func()) {
+	select {
+	case p.idle <- task:
+	default:
+		go p.work(task)
+	}
+}
+
+func (p *workerPool) work(task func()) {
+	for ; task != nil; task = <-p.idle {
+		task()
+	}
+}
+
+// close lets the workers exit once their current tasks are done.
+func (p *workerPool) close() { close(p.idle) }
 
 func (s *Service) runBatched(ctx context.Context, id uint64, r *tikvpb.BatchCommandsRequest_Request,
 	results chan<- batchResult, fail context.CancelCauseFunc) {
