@@ -83,13 +83,9 @@ func (d *duplicateDetector) run(start, end []byte) error {
 		if d.walked {
 			continue
 		}
-		value, err := it.Value()
+		write, err := currentWrite(it, encoded, commitTS)
 		if err != nil {
 			return err
-		}
-		write, err := UnmarshalWrite(value)
-		if err != nil {
-			return fmt.Errorf("mvcc: write of %x@%d: %w", encoded, commitTS, err)
 		}
 		if err := d.addVersion(commitTS, write); err != nil {
 			return err

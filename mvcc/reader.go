@@ -116,19 +116,29 @@ func (r *Reader) versions(encoded []byte, fromTS uint64, fn func(commitTS uint64
 		if err != nil {
 			return err
 		}
-		value, err := it.Value()
+		write, err := currentWrite(it, encoded, commitTS)
 		if err != nil {
 			return err
-		}
-		write, err := UnmarshalWrite(value)
-		if err != nil {
-			return fmt.Errorf("mvcc: write of %x@%d: %w", encoded, commitTS, err)
 		}
 		if !fn(commitTS, write) {
 			return nil
 		}
 	}
 	return nil
+}
+
+// currentWrite decodes the write record of encoded@commitTS that the CfWrite
+// iterator is on.
+func currentWrite(it Iterator, encoded []byte, commitTS uint64) (*Write, error) {
+	value, err := it.Value()
+	if err != nil {
+		return nil, err
+	}
+	write, err := UnmarshalWrite(value)
+	if err != nil {
+		return nil, fmt.Errorf("mvcc: write of %x@%d: %w", encoded, commitTS, err)
+	}
+	return write, nil
 }
 
 // commitRecord is what CfWrite says about one transaction on one key.
