@@ -40,13 +40,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/pingcap/log"
+	"github.com/tinykv/tinykv/internal/proc"
 	"go.uber.org/zap"
 )
 
@@ -71,15 +69,7 @@ type config struct {
 	seed       uint64
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tinykv-bench:", err)
-		os.Exit(1)
-	}
-}
+func main() { proc.Main("tinykv-bench", run) }
 
 // run parses args, runs the benchmark and prints the report to out.
 func run(ctx context.Context, args []string, out io.Writer) error {

@@ -48,12 +48,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/tinykv/tinykv/internal/proc"
 )
 
 // config is the parsed command line.
@@ -69,15 +68,7 @@ type config struct {
 	profileDir string
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tinykv-sqlbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { proc.Main("tinykv-sqlbench", run) }
 
 // run parses args, runs the benchmark and prints the report to out.
 func run(ctx context.Context, args []string, out io.Writer) error {

@@ -5,6 +5,7 @@
 // grace period, and finds free loopback addresses to serve on.
 //
 // A child in its own process group does not get the terminal's Ctrl-C: the
-// command that started it catches the signal and stops its children itself,
-// in the order it needs (TiDB, then the store, then PD).
+// command that started it catches the signal (Main does that for a command)
+// and stops its children itself, in the order it needs (TiDB, then the
+// store, then PD).
 package proc
