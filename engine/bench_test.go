@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/stretchr/testify/require"
 )
 
@@ -44,41 +45,37 @@ func writeOneKey(e *Engine) func(i int) error {
 	}
 }
 
-// writeOneKeyToBadger commits one single-key Badger transaction, bypassing
-// the committer.
-func writeOneKeyToBadger(e *Engine) func(i int) error {
+// writeOneKeyToBadger commits one single-key transaction to db, a plain
+// Badger opened with its own SyncWrites: the peer the engine's log and group
+// commit are measured against.
+func writeOneKeyToBadger(db *badger.DB) func(i int) error {
 	var version atomic.Uint64
-	version.Store(e.db.MaxVersion())
 	return func(i int) error {
-		txn := e.db.NewTransactionAt(0, true)
+		txn := db.NewTransactionAt(0, true)
 		defer txn.Discard()
-		if err := txn.Set(encodeKey(CfDefault, fmt.Appendf(nil, "key%010d", i)), benchValue); err != nil {
+		if err := txn.Set(fmt.Appendf(nil, "key%010d", i), benchValue); err != nil {
 			return err
 		}
 		return txn.CommitAt(version.Add(1), nil)
 	}
 }
 
-// BenchmarkWriteSync measures durable single-key writes. parallel16 shares
-// fsyncs through group commit. The badger variants bypass the committer with
-// one Badger transaction per write: badgerParallel16 shows that Badger alone
-// fsyncs each transaction, badgerSerial what the committer costs a lone
-// writer.
+// BenchmarkWriteSync measures durable single-key writes: through the engine
+// (its write-ahead log, with group commit when writers overlap) and, as the
+// peer in the same run, through a plain Badger that syncs every transaction
+// itself (its memory-mapped log, msync).
 func BenchmarkWriteSync(b *testing.B) {
-	cases := []struct {
-		name       string
-		goroutines int
-		write      func(e *Engine) func(i int) error
-	}{
-		{"serial", 1, writeOneKey},
-		{"parallel16", 16, writeOneKey},
-		{"badgerSerial", 1, writeOneKeyToBadger},
-		{"badgerParallel16", 16, writeOneKeyToBadger},
-	}
-	for _, bc := range cases {
-		b.Run(bc.name, func(b *testing.B) {
+	for _, goroutines := range []int{1, 16} {
+		b.Run(fmt.Sprintf("engine/writers=%d", goroutines), func(b *testing.B) {
 			e := openTestEngine(b, b.TempDir(), diskOptions())
-			runWriters(b, bc.goroutines, bc.write(e))
+			runWriters(b, goroutines, writeOneKey(e))
+		})
+		b.Run(fmt.Sprintf("badger/writers=%d", goroutines), func(b *testing.B) {
+			opts := diskOptions().badgerOptions(b.TempDir()).WithSyncWrites(true)
+			db, err := badger.OpenManaged(opts)
+			require.NoError(b, err)
+			b.Cleanup(func() { _ = db.Close() })
+			runWriters(b, goroutines, writeOneKeyToBadger(db))
 		})
 	}
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -52,10 +53,16 @@ type commitRequest struct {
 // an fsync. Instead, writers hand their batches to one goroutine, which merges
 // every batch queued while the previous commit was running into a single
 // transaction, commits it (one fsync), and wakes all of their writers.
+//
+// With a write-ahead log, each group is appended to it (and fdatasynced)
+// before it goes to Badger, which then runs without syncing. A cleaner
+// goroutine deletes log segments once Badger holds their data durably.
 type committer struct {
-	db    *badger.DB
-	view  *view // publishes each committed group
-	limit txnCost
+	db     *badger.DB
+	view   *view // publishes each committed group
+	wal    *wal  // nil without SyncWrites
+	logger *slog.Logger
+	limit  txnCost
 	// version is the Badger version of the last commit attempted; only run
 	// touches it.
 	version uint64
@@ -69,18 +76,29 @@ type committer struct {
 	requests chan *commitRequest
 	// stopped is closed when run has committed every request and returned.
 	stopped chan struct{}
+
+	// cleanups asks the cleaner to remove covered log segments; run sends
+	// (without blocking) after each segment rotation and closes it on exit.
+	cleanups chan struct{}
+	// cleaned is closed when the cleaner has returned.
+	cleaned chan struct{}
 }
 
-func newCommitter(db *badger.DB, v *view) *committer {
+func newCommitter(db *badger.DB, v *view, w *wal, logger *slog.Logger) *committer {
 	c := &committer{
 		db:       db,
 		view:     v,
+		wal:      w,
+		logger:   logger,
 		version:  v.published,
 		limit:    txnLimit(db),
 		requests: make(chan *commitRequest, 256),
 		stopped:  make(chan struct{}),
+		cleanups: make(chan struct{}, 1),
+		cleaned:  make(chan struct{}),
 	}
 	go c.run()
+	go c.clean()
 	return c
 }
 
@@ -106,10 +124,12 @@ func (c *committer) stop() {
 	}
 	c.mu.Unlock()
 	<-c.stopped
+	<-c.cleaned
 }
 
 func (c *committer) run() {
 	defer close(c.stopped)
+	defer close(c.cleanups)
 	var leftover *commitRequest // received but did not fit the last group
 	for {
 		first := leftover
@@ -156,18 +176,67 @@ func (c *committer) gather(first *commitRequest) (group []*commitRequest, leftov
 // returns. A version is never reused, even when its commit failed.
 func (c *committer) commit(group []*commitRequest) error {
 	c.version++
-	txn := c.db.NewTransactionAt(c.version-1, true)
+	if c.wal != nil {
+		rotated, err := c.wal.append(c.version, group)
+		if err != nil {
+			return err
+		}
+		if rotated {
+			select {
+			case c.cleanups <- struct{}{}:
+			default:
+			}
+		}
+	}
+	if err := commitToBadger(c.db, c.version, group); err != nil {
+		return err
+	}
+	c.view.publish(c.version, group)
+	return nil
+}
+
+// commitToBadger applies the batches of group, in order, in one Badger
+// transaction at version.
+func commitToBadger(db *badger.DB, version uint64, group []*commitRequest) error {
+	txn := db.NewTransactionAt(version-1, true)
 	defer txn.Discard()
 	for _, req := range group {
 		if err := stageBatch(txn, req.batch); err != nil {
 			return err
 		}
 	}
-	if err := txn.CommitAt(c.version, nil); err != nil {
+	if err := txn.CommitAt(version, nil); err != nil {
 		return fmt.Errorf("engine: commit: %w", err)
 	}
-	c.view.publish(c.version, group)
 	return nil
+}
+
+// clean removes the log segments whose data Badger holds durably: a version
+// is durable in Badger once a memtable holding it has been flushed to an
+// SST, since memtables flush in version order. The Sync makes the value log
+// (values of 1 MiB and more, which SSTs only point to) durable as well.
+func (c *committer) clean() {
+	defer close(c.cleaned)
+	for range c.cleanups {
+		durable := flushedVersion(c.db)
+		if err := c.db.Sync(); err != nil {
+			c.logger.Warn("engine: sync before removing log segments", "err", err)
+			continue
+		}
+		if err := c.wal.removeCovered(durable); err != nil {
+			c.logger.Warn("engine: remove log segments", "err", err)
+		}
+	}
+}
+
+// flushedVersion returns the highest version in Badger's SSTs: every version
+// up to it is on disk in an SST.
+func flushedVersion(db *badger.DB) uint64 {
+	var flushed uint64
+	for _, table := range db.Tables() {
+		flushed = max(flushed, table.MaxVersion)
+	}
+	return flushed
 }
 
 // stageBatch adds the operations of wb to txn.

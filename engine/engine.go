@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -35,11 +36,18 @@ func Open(dir string, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: open %q: %w", dir, err)
 	}
+	var w *wal
+	if opts.writeAheadLog() {
+		if w, err = recoverWAL(db, filepath.Join(dir, walDirName), opts.walSegment()); err != nil {
+			return nil, errors.Join(fmt.Errorf("engine: open %q: %w", dir, err), db.Close())
+		}
+	}
 	v, err := openView(db)
 	if err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
-	e := &Engine{db: db, logger: opts.logger(), committer: newCommitter(db, v), view: v}
+	e := &Engine{db: db, logger: opts.logger(), view: v}
+	e.committer = newCommitter(db, v, w, e.logger)
 	e.logger.Debug("engine opened", "dir", dir, "in_memory", opts.InMemory,
 		"sync_writes", opts.SyncWrites, "max_batch_entries", e.MaxBatchEntries(),
 		"max_batch_bytes", e.MaxBatchBytes())
@@ -51,10 +59,40 @@ func Open(dir string, opts Options) (*Engine, error) {
 // first, and no method may be called after Close.
 func (e *Engine) Close() error {
 	e.committer.stop()
+	w := e.committer.wal
 	if err := e.db.Close(); err != nil {
+		if w != nil {
+			err = errors.Join(err, w.closeActive())
+		}
+		return fmt.Errorf("engine: close: %w", err)
+	}
+	if w == nil {
+		return nil
+	}
+	// Badger flushed its memtables to SSTs on Close: the log is covered.
+	if err := w.removeAll(); err != nil {
 		return fmt.Errorf("engine: close: %w", err)
 	}
 	return nil
+}
+
+// recoverWAL opens the write-ahead log in walDir and re-applies to db every
+// record Badger may not hold durably: all versions above those in its SSTs
+// (its memtables may have lost any part of their unsynced log). Re-applying
+// a version Badger already has writes the same keys and values at the same
+// version again, which changes nothing.
+func recoverWAL(db *badger.DB, walDir string, segmentSize int64) (*wal, error) {
+	w, err := openWAL(walDir, segmentSize)
+	if err != nil {
+		return nil, err
+	}
+	err = w.replay(flushedVersion(db), func(version uint64, wb *WriteBatch) error {
+		return commitToBadger(db, version, []*commitRequest{{batch: wb}})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
 }
 
 // MaxBatchEntries is the largest number of operations one atomic Write takes.

@@ -23,6 +23,11 @@ var (
 	// IterOptions.KeyOnly.
 	ErrKeyOnly = errors.New("engine: value read on a key-only iterator")
 
+	// ErrWALCorrupt is returned by Open when the write-ahead log is damaged
+	// anywhere but in the tail of its last segment (a torn tail is an
+	// unacknowledged write, and is cut off).
+	ErrWALCorrupt = errors.New("engine: write-ahead log corrupt")
+
 	// ErrUnknownCF is returned by ParseCF for a name that is not a column
 	// family.
 	ErrUnknownCF = errors.New("engine: unknown column family")

@@ -42,11 +42,26 @@ type Options struct {
 	// BlockCacheSize is the size of Badger's block cache in bytes. Zero means
 	// Badger's default (256 MiB).
 	BlockCacheSize int64
+
+	// walSegmentSize is the size of one write-ahead log segment; tests
+	// shrink it. Zero means defaultWALSegmentSize.
+	walSegmentSize int64
 }
 
 // DefaultOptions returns durable on-disk options.
 func DefaultOptions() Options {
 	return Options{SyncWrites: true}
+}
+
+// writeAheadLog reports whether the engine keeps its own write-ahead log:
+// durable writes on disk. Badger then runs without syncing (see wal).
+func (o Options) writeAheadLog() bool { return o.SyncWrites && !o.InMemory }
+
+func (o Options) walSegment() int64 {
+	if o.walSegmentSize == 0 {
+		return defaultWALSegmentSize
+	}
+	return o.walSegmentSize
 }
 
 func (o Options) logger() *slog.Logger {
@@ -63,7 +78,7 @@ func (o Options) badgerOptions(dir string) badger.Options {
 	}
 	opts := badger.DefaultOptions(badgerDir).
 		WithInMemory(o.InMemory).
-		WithSyncWrites(o.SyncWrites).
+		WithSyncWrites(false).
 		WithLogger(badgerLogger{o.logger()}).
 		WithLoggingLevel(badger.WARNING).
 		WithDetectConflicts(false).
