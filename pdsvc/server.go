@@ -95,6 +95,7 @@ func (s *Server) etcdConfig() (*embed.Config, error) {
 	ecfg.MaxRequestBytes = s.cfg.MaxRequestBytes
 	ecfg.AutoCompactionMode = "periodic"
 	ecfg.AutoCompactionRetention = "1h"
+	ecfg.EnablePprof = true // Go's profiles under /debug/pprof/ on the client URLs, as PD serves them
 	var err error
 	urlLists := []struct {
 		dst *[]url.URL

@@ -51,7 +51,7 @@ func setup(ctx context.Context, binDir, dir string) (e *env, err error) {
 		return e, err
 	}
 	statusAddrs := []map[string]string{
-		{"store": storeStatus, "tidb": ours.statusAddr},
+		{"pd": pdAddr, "store": storeStatus, "tidb": ours.statusAddr},
 		{"tidb": uni.statusAddr},
 	}
 	for i, t := range []*tidb{ours, uni} {

@@ -75,7 +75,10 @@ func measure(ctx context.Context, cfg config, systems []system) ([]result, error
 		for i, w := range cfg.workloads {
 			for _, s := range rotate(systems, round+i) {
 				slog.Info("running", "round", round+1, "workload", w, "system", s.name)
-				results = append(results, runWorkload(ctx, cfg, s, w, uint64(round)))
+				r := runWorkload(ctx, cfg, s, w, uint64(round))
+				slog.Info("ran", "round", round+1, "workload", w, "system", s.name,
+					"ops/s", int(r.opsPerSec()), "p99", r.p99, "errors", r.errors)
+				results = append(results, r)
 			}
 			if err := ctx.Err(); err != nil {
 				return nil, fmt.Errorf("interrupted: %w", err)
