@@ -5,46 +5,26 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/pingcap/kvproto/pkg/errorpb"
 	sst "github.com/pingcap/kvproto/pkg/import_sstpb"
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
 	"github.com/tinykv/tinykv/mvcc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
-
-// maxStagedBytes bounds the data written but not yet ingested.
-const maxStagedBytes = 1 << 30
 
 // ingestBatch is how many pairs one storage write of an ingest holds.
 const ingestBatch = 4096
 
-// staged is the data of one written "SST": raw transactional pairs that an
-// ingest will commit at commitTS.
-type staged struct {
-	commitTS uint64
-	pairs    []*sst.Pair
-	bytes    int
-}
-
 // importService implements import_sstpb.ImportSST the way TiDB's ingest
 // (fast ADD INDEX, IMPORT INTO) uses it: Write streams stage key-value pairs
 // under an SST uuid; MultiIngest/Ingest commits them into the region at the
-// batch's commit ts. There are no SST files: staged data is kept in memory
-// until ingested.
+// batch's commit ts. There are no real SST files: staged pairs are kept in
+// the store's import directory until ingested.
 type importService struct {
 	sst.UnimplementedImportSSTServer
 	svc *Service
-
-	mu sync.Mutex
-	// byUUID holds the staged SSTs; Invariant: stagedBytes is the sum of
-	// their bytes.
-	byUUID      map[string]*staged
-	stagedBytes int
-}
-
-func newImportService(svc *Service) *importService {
-	return &importService{svc: svc, byUUID: make(map[string]*staged)}
 }
 
 // SwitchMode accepts import and normal mode; the engine needs no tuning.
@@ -62,60 +42,82 @@ func (s *importService) RemoveForcePartitionRange(context.Context, *sst.RemovePa
 	return &sst.RemovePartitionRangeResponse{}, nil
 }
 
-// Write stages one SST: a meta message, then batches of pairs.
+// Write stages one SST: a meta message, then batches of pairs, all with one
+// commit ts. Problems with the data are answered in the response's error.
 func (s *importService) Write(stream sst.ImportSST_WriteServer) error {
-	var meta *sst.SSTMeta
-	data := &staged{}
+	w, err := s.svc.staged.create()
+	if err != nil {
+		return status.Errorf(codes.Internal, "import: %v", err)
+	}
+	meta, commitTS, err := receiveStaged(stream, w)
+	if err == nil {
+		err = w.commit(s.svc.staged, meta.GetUuid(), commitTS)
+	} else {
+		err = errors.Join(err, w.abort())
+	}
+	var transport streamError
+	switch {
+	case errors.As(err, &transport):
+		return transport.error
+	case err != nil:
+		return stream.SendAndClose(&sst.WriteResponse{Error: &sst.Error{Message: err.Error()}})
+	}
+	meta.TotalKvs, meta.TotalBytes = w.pairs, w.bytes
+	return stream.SendAndClose(&sst.WriteResponse{Metas: []*sst.SSTMeta{meta}})
+}
+
+// streamError is a failure of the Write stream itself, as opposed to bad
+// data in it.
+type streamError struct{ error }
+
+// receiveStaged reads a Write stream to its end into w and checks it.
+func receiveStaged(stream sst.ImportSST_WriteServer, w *stagedWriter) (meta *sst.SSTMeta, commitTS uint64, err error) {
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return err
+			return nil, 0, streamError{err}
 		}
 		switch chunk := req.GetChunk().(type) {
 		case *sst.WriteRequest_Meta:
 			meta = chunk.Meta
 		case *sst.WriteRequest_Batch:
-			data.commitTS = chunk.Batch.GetCommitTs()
-			for _, p := range chunk.Batch.GetPairs() {
-				data.pairs = append(data.pairs, p)
-				data.bytes += len(p.GetKey()) + len(p.GetValue())
+			if err := stageBatch(w, chunk.Batch, &commitTS); err != nil {
+				return nil, 0, err
 			}
 		}
 	}
-	if err := s.stage(meta, data); err != nil {
-		return stream.SendAndClose(&sst.WriteResponse{Error: &sst.Error{Message: err.Error()}})
-	}
-	meta.TotalKvs, meta.TotalBytes = uint64(len(data.pairs)), uint64(data.bytes)
-	return stream.SendAndClose(&sst.WriteResponse{Metas: []*sst.SSTMeta{meta}})
-}
-
-func (s *importService) stage(meta *sst.SSTMeta, data *staged) error {
 	switch {
 	case meta == nil:
-		return errors.New("write stream carried no meta")
+		return nil, 0, errors.New("write stream carried no meta")
 	case len(meta.GetUuid()) == 0:
-		return errors.New("sst meta has no uuid")
-	case data.commitTS == 0 && len(data.pairs) > 0:
-		return errors.New("write batch has commit ts 0")
+		return nil, 0, errors.New("sst meta has no uuid")
 	}
-	for _, p := range data.pairs {
+	return meta, commitTS, nil
+}
+
+// stageBatch adds batch's pairs to w; every batch of a stream must carry
+// the same, non-zero commit ts.
+func stageBatch(w *stagedWriter, batch *sst.WriteBatch, commitTS *uint64) error {
+	switch {
+	case batch.GetCommitTs() == 0 && len(batch.GetPairs()) > 0:
+		return errors.New("write batch has commit ts 0")
+	case *commitTS != 0 && batch.GetCommitTs() != *commitTS && len(batch.GetPairs()) > 0:
+		return fmt.Errorf("write batches have commit ts %d and %d", *commitTS, batch.GetCommitTs())
+	}
+	if len(batch.GetPairs()) > 0 {
+		*commitTS = batch.GetCommitTs()
+	}
+	for _, p := range batch.GetPairs() {
 		if p.GetOp() != sst.Pair_Put {
 			return fmt.Errorf("unsupported pair op %s", p.GetOp())
 		}
+		if err := w.add(p.GetKey(), p.GetValue()); err != nil {
+			return streamError{fmt.Errorf("import: stage: %w", err)}
+		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stagedBytes+data.bytes > maxStagedBytes {
-		return fmt.Errorf("import: %d bytes already staged, limit %d", s.stagedBytes, maxStagedBytes)
-	}
-	if old := s.byUUID[string(meta.GetUuid())]; old != nil {
-		s.stagedBytes -= old.bytes
-	}
-	s.byUUID[string(meta.GetUuid())] = data
-	s.stagedBytes += data.bytes
 	return nil
 }
 
@@ -134,15 +136,26 @@ func (s *importService) ingest(ctx context.Context, kvctx *kvrpcpb.Context, meta
 		return &sst.IngestResponse{Error: regionErr}, nil
 	}
 	for _, meta := range metas {
-		data := s.take(meta.GetUuid())
-		if data == nil {
+		err := s.ingestOne(ctx, meta.GetUuid())
+		if errors.Is(err, errStagedNotFound) {
 			return &sst.IngestResponse{Error: &errorpb.Error{Message: fmt.Sprintf("sst %x not found", meta.GetUuid())}}, nil
 		}
-		if err := s.apply(ctx, data); err != nil {
+		if err != nil {
 			return nil, fmt.Errorf("import: ingest sst %x: %w", meta.GetUuid(), err)
 		}
 	}
 	return &sst.IngestResponse{}, nil
+}
+
+// ingestOne applies the staged SST uuid and deletes it.
+func (s *importService) ingestOne(ctx context.Context, uuid []byte) error {
+	r, err := s.svc.staged.open(uuid)
+	if err != nil {
+		return err
+	}
+	err = s.apply(ctx, r)
+	r.file.Close()
+	return errors.Join(err, s.svc.staged.release(uuid, err == nil))
 }
 
 // DuplicateDetect streams the versions that an import committed after
@@ -166,29 +179,31 @@ func (s *importService) DuplicateDetect(req *sst.DuplicateDetectRequest, stream 
 	return nil
 }
 
-// take removes and returns the staged SST with uuid, or nil.
-func (s *importService) take(uuid []byte) *staged {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	data := s.byUUID[string(uuid)]
-	if data != nil {
-		delete(s.byUUID, string(uuid))
-		s.stagedBytes -= data.bytes
-	}
-	return data
-}
-
-// apply writes the pairs as committed versions, in batches.
-func (s *importService) apply(ctx context.Context, data *staged) error {
-	s.svc.txn.ConcurrencyManager().UpdateMaxTS(data.commitTS)
-	for start := 0; start < len(data.pairs); start += ingestBatch {
-		var mods []mvcc.Modify
-		for _, p := range data.pairs[start:min(start+ingestBatch, len(data.pairs))] {
-			mods = append(mods, mvcc.IngestPut(p.GetKey(), p.GetValue(), data.commitTS)...)
+// apply writes the pairs of r as committed versions, in batches.
+func (s *importService) apply(ctx context.Context, r *stagedReader) error {
+	s.svc.txn.ConcurrencyManager().UpdateMaxTS(r.commitTS)
+	var mods []mvcc.Modify
+	for {
+		key, value, err := r.next()
+		if errors.Is(err, io.EOF) {
+			return s.write(ctx, mods)
 		}
-		if err := s.svc.txn.Storage().Write(ctx, mods); err != nil {
+		if err != nil {
 			return err
 		}
+		mods = append(mods, mvcc.IngestPut(key, value, r.commitTS)...)
+		if len(mods) >= ingestBatch {
+			if err := s.write(ctx, mods); err != nil {
+				return err
+			}
+			mods = nil
+		}
 	}
-	return nil
+}
+
+func (s *importService) write(ctx context.Context, mods []mvcc.Modify) error {
+	if len(mods) == 0 {
+		return nil
+	}
+	return s.svc.txn.Storage().Write(ctx, mods)
 }

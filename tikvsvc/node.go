@@ -29,8 +29,8 @@ const heartbeatInterval = 10 * time.Second
 
 // NodeConfig configures a store process.
 type NodeConfig struct {
-	// DataDir holds the kv engine (DataDir/kv) and the meta engine
-	// (DataDir/raft).
+	// DataDir holds the kv engine (DataDir/kv), the meta engine
+	// (DataDir/raft) and the SSTs staged for ingest (DataDir/import).
 	DataDir string
 	// Addr is the gRPC listen address; AdvertiseAddr (default Addr) is
 	// what PD tells clients.
@@ -210,13 +210,17 @@ func (n *Node) serve(ctx context.Context, regions []*metapb.Region) error {
 	if err != nil {
 		return fmt.Errorf("initial max ts: %w", err)
 	}
-	n.svc = NewService(ServiceConfig{
+	n.svc, err = NewService(ServiceConfig{
 		StoreID:      n.storeID,
 		Regions:      regions,
 		Storage:      mvcc.NewStandalone(n.kv),
 		Logger:       n.log,
 		InitialMaxTS: maxTS,
+		ImportDir:    filepath.Join(n.cfg.DataDir, "import"),
 	})
+	if err != nil {
+		return err
+	}
 	lis, err := net.Listen("tcp", n.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", n.cfg.Addr, err)

@@ -31,6 +31,8 @@ type Service struct {
 	raw     *rawStore
 	txn     *mvcc.Store
 	waiter  *lockWaiter
+	// staged holds the SSTs written through ImportSST until ingested.
+	staged *importDir
 	// safeTS is the store's safe ts for stale reads (see resolvedTS); it
 	// never decreases.
 	safeTS atomic.Uint64
@@ -49,15 +51,22 @@ type ServiceConfig struct {
 	InitialMaxTS uint64
 	// Now is the wall clock for raw TTLs; nil means time.Now.
 	Now func() time.Time
+	// ImportDir holds the SSTs staged by ImportSST Write until they are
+	// ingested; it survives restarts.
+	ImportDir string
 }
 
 // NewService builds the service over storage.
-func NewService(cfg ServiceConfig) *Service {
+func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	staged, err := openImportDir(cfg.ImportDir)
+	if err != nil {
+		return nil, err
 	}
 	return &Service{
 		log:     cfg.Logger,
@@ -65,7 +74,8 @@ func NewService(cfg ServiceConfig) *Service {
 		raw:     &rawStore{storage: cfg.Storage, latches: mvcc.NewLatches(latchSlots), now: cfg.Now},
 		txn:     mvcc.NewStore(cfg.Storage, mvcc.NewConcurrencyManager(cfg.InitialMaxTS)),
 		waiter:  newLockWaiter(cfg.Now),
-	}
+		staged:  staged,
+	}, nil
 }
 
 // observeUnary records each unary call in the metrics.
@@ -88,7 +98,7 @@ func NewGRPCServer(svc *Service) *grpc.Server {
 		grpc.UnaryInterceptor(observeUnary),
 	)
 	tikvpb.RegisterTikvServer(srv, svc)
-	sst.RegisterImportSSTServer(srv, newImportService(svc))
+	sst.RegisterImportSSTServer(srv, &importService{svc: svc})
 	healthSrv := health.NewServer()
 	healthSrv.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, healthSrv)
