@@ -290,9 +290,12 @@ func (w *wal) writeRecord(version uint64) (rotated bool, err error) {
 	return rotated, nil
 }
 
-// rotate starts a new segment whose first version is version.
+// rotate starts a new segment whose first version is version. A segment
+// of that name can exist only if a crash came before its first record was
+// durable (a replayed record would have moved the versions past it), so it
+// holds nothing and is overwritten.
 func (w *wal) rotate(version uint64) error {
-	f, err := os.OpenFile(w.segmentPath(version), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(w.segmentPath(version), os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644)
 	if err != nil {
 		return err
 	}
@@ -306,7 +309,9 @@ func (w *wal) rotate(version uint64) error {
 	}
 	w.active, w.offset, w.allocated = f, 0, 0
 	w.mu.Lock()
-	w.segments = append(w.segments, version)
+	if n := len(w.segments); n == 0 || w.segments[n-1] != version {
+		w.segments = append(w.segments, version)
+	}
 	w.mu.Unlock()
 	return nil
 }

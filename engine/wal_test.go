@@ -105,6 +105,27 @@ func TestWALTornTailIsCutOff(t *testing.T) {
 	requireNumbered(t, r, 24)
 }
 
+// TestWALSegmentCreatedJustBeforeACrash: a crash between creating a
+// segment and making its first record durable leaves an empty segment named
+// by the next version; the reopened engine writes that version again.
+func TestWALSegmentCreatedJustBeforeACrash(t *testing.T) {
+	original, recovered := t.TempDir(), t.TempDir()
+	e := openTestEngine(t, original, diskOptions())
+	writeNumbered(t, e, 0, 10)
+	copyWAL(t, original, recovered)
+	next := e.view.published + 1
+	empty := filepath.Join(recovered, walDirName, fmt.Sprintf("%016x%s", next, walSuffix))
+	require.NoError(t, os.WriteFile(empty, nil, 0o644))
+
+	r, err := Open(recovered, diskOptions())
+	require.NoError(t, err)
+	writeNumbered(t, r, 10, 5)
+	requireNumbered(t, r, 15)
+	require.NoError(t, r.Close())
+	r = openTestEngine(t, recovered, diskOptions())
+	requireNumbered(t, r, 15)
+}
+
 // TestWALCorruptionBeforeTheTailFailsOpen: damage in a segment that was
 // complete when the next began is not a torn write; Open refuses it.
 func TestWALCorruptionBeforeTheTailFailsOpen(t *testing.T) {
