@@ -153,22 +153,35 @@ func (p *prewriter) checkMutation(r *Reader, m *kvrpcpb.Mutation, action kvrpcpb
 	if err != nil || state.done {
 		return err
 	}
-	constraintChecked := false
+	var newest newestWrite
 	if !state.pessimisticLocked && p.needsConstraintCheck(action) {
-		if err := p.checkNewerVersion(r, encoded, m); err != nil {
+		if newest, err = p.checkNewerVersion(r, encoded, m); err != nil {
 			return err
 		}
-		constraintChecked = true
 	}
 	if m.GetOp() == kvrpcpb.Op_CheckNotExists {
 		// A read: it writes no lock but must move max_ts like one.
 		p.cm.UpdateMaxTS(p.startTS())
 		return nil
 	}
-	if err := p.checkAssertion(r, encoded, m, constraintChecked); err != nil {
+	if err := p.checkAssertion(r, encoded, m, newest); err != nil {
 		return err
 	}
 	return p.planLock(encoded, m, state)
+}
+
+// newestWrite is the newest write record of a key (nil if none), when the
+// constraint check has read it.
+type newestWrite struct {
+	read     bool
+	commitTS uint64
+	write    *Write
+}
+
+// decidesExistence reports whether the record tells if the key exists: a
+// Lock or Rollback record does not, the versions below it do.
+func (n newestWrite) decidesExistence() bool {
+	return n.read && (n.write == nil || n.write.Type == WriteTypePut || n.write.Type == WriteTypeDelete)
 }
 
 // keyState is what examineLock found on a mutation's key.
@@ -242,27 +255,28 @@ func (p *prewriter) amendPessimisticLock(r *Reader, encoded, rawKey []byte) erro
 // checkNewerVersion is the write-conflict check: no version may be
 // committed after start_ts, the transaction must not be rolled back on the
 // key, and Insert / CheckNotExists need the key absent.
-func (p *prewriter) checkNewerVersion(r *Reader, encoded []byte, m *kvrpcpb.Mutation) error {
+func (p *prewriter) checkNewerVersion(r *Reader, encoded []byte, m *kvrpcpb.Mutation) (newestWrite, error) {
 	commitTS, latest, err := latestWrite(r, encoded)
 	if err != nil {
-		return err
+		return newestWrite{}, err
 	}
+	newest := newestWrite{read: true, commitTS: commitTS, write: latest}
 	if latest != nil {
 		if err := p.checkConflict(m.GetKey(), commitTS, latest); err != nil {
-			return err
+			return newestWrite{}, err
 		}
 	}
 	if m.GetOp() != kvrpcpb.Op_Insert && m.GetOp() != kvrpcpb.Op_CheckNotExists {
-		return nil
+		return newest, nil
 	}
 	_, data, err := r.getWriteEncoded(encoded, MaxTS)
 	if err != nil {
-		return err
+		return newestWrite{}, err
 	}
 	if data != nil && data.Type == WriteTypePut {
-		return errAlreadyExist(m.GetKey())
+		return newestWrite{}, errAlreadyExist(m.GetKey())
 	}
-	return nil
+	return newest, nil
 }
 
 func (p *prewriter) checkConflict(key []byte, commitTS uint64, latest *Write) error {
@@ -281,18 +295,22 @@ func (p *prewriter) checkConflict(key []byte, commitTS uint64, latest *Write) er
 
 // checkAssertion verifies Assertion_Exist / Assertion_NotExist against the
 // latest committed version. The Fast level checks only keys whose versions
-// the constraint check already read; Strict checks every key.
-func (p *prewriter) checkAssertion(r *Reader, encoded []byte, m *kvrpcpb.Mutation, constraintChecked bool) error {
+// the constraint check already read (newest); Strict checks every key. The
+// newest record is used when it decides; otherwise the versions are read.
+func (p *prewriter) checkAssertion(r *Reader, encoded []byte, m *kvrpcpb.Mutation, newest newestWrite) error {
 	level, assertion := p.req.GetAssertionLevel(), m.GetAssertion()
 	if level == kvrpcpb.AssertionLevel_Off || assertion == kvrpcpb.Assertion_None {
 		return nil
 	}
-	if level == kvrpcpb.AssertionLevel_Fast && !constraintChecked {
+	if level == kvrpcpb.AssertionLevel_Fast && !newest.read {
 		return nil
 	}
-	commitTS, data, err := r.getWriteEncoded(encoded, MaxTS)
-	if err != nil {
-		return err
+	commitTS, data := newest.commitTS, newest.write
+	if !newest.decidesExistence() {
+		var err error
+		if commitTS, data, err = r.getWriteEncoded(encoded, MaxTS); err != nil {
+			return err
+		}
 	}
 	exists := data != nil && data.Type == WriteTypePut
 	switch {

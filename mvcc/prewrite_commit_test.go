@@ -137,10 +137,17 @@ func TestInsertAndCheckNotExists(t *testing.T) {
 	h.mustGet("a", 90, "3")
 }
 
+// TestAssertions: the newest write record decides an assertion when it is
+// a Put or Delete (or there is none); below a Rollback or Lock record (the
+// rollbacks between cases write them) the versions are read.
 func TestAssertions(t *testing.T) {
 	h := newHarness(t)
 	h.mustPrewritePut("a", 10, "a", "1")
 	h.mustCommit(10, 20, "a")
+	h.mustPrewritePut("c", 30, "c", "1")
+	h.mustCommit(30, 40, "c")
+	h.mustPrewrite(prewriteReq("c", 50, del("c")))
+	h.mustCommit(50, 60, "c")
 	tests := []struct {
 		key       string
 		assertion kvrpcpb.Assertion
@@ -150,6 +157,8 @@ func TestAssertions(t *testing.T) {
 		{"a", kvrpcpb.Assertion_NotExist, true},
 		{"b", kvrpcpb.Assertion_NotExist, false},
 		{"b", kvrpcpb.Assertion_Exist, true},
+		{"c", kvrpcpb.Assertion_Exist, true},
+		{"c", kvrpcpb.Assertion_NotExist, false},
 	}
 	for _, level := range []kvrpcpb.AssertionLevel{kvrpcpb.AssertionLevel_Fast, kvrpcpb.AssertionLevel_Strict} {
 		for i, tt := range tests {
