@@ -58,61 +58,69 @@ func requireNumbered(t *testing.T, e *Engine, n int) {
 	require.Equal(t, []kv{{fmt.Sprintf("lock%04d", n-1), "l"}}, locks)
 }
 
+// logOnlyCopy writes batches [0, n) to an engine opened with opts and
+// returns it and a directory holding a copy of its write-ahead log alone.
+func logOnlyCopy(t *testing.T, opts Options, n int) (*Engine, string) {
+	t.Helper()
+	original, recovered := t.TempDir(), t.TempDir()
+	e := openTestEngine(t, original, opts)
+	writeNumbered(t, e, 0, n)
+	copyWAL(t, original, recovered)
+	return e, recovered
+}
+
+// flipByte inverts the byte of the file at path that at picks.
+func flipByte(t *testing.T, path string, at func(data []byte) int) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	data[at(data)] ^= 0xff
+	require.NoError(t, os.WriteFile(path, data, 0o644))
+}
+
+// requireAfterReopen closes e, opens dir again and checks that it holds
+// batches [0, n).
+func requireAfterReopen(t *testing.T, e *Engine, dir string, n int) {
+	t.Helper()
+	require.NoError(t, e.Close())
+	requireNumbered(t, openTestEngine(t, dir, diskOptions()), n)
+}
+
 // TestWALReplaysWhatBadgerLost: acknowledged writes are in the log, so an
 // engine whose Badger lost them (here: all of Badger) gets them back on
 // Open, deletes and lock table included, and keeps working afterwards.
 func TestWALReplaysWhatBadgerLost(t *testing.T) {
-	original, recovered := t.TempDir(), t.TempDir()
-	e := openTestEngine(t, original, diskOptions())
-	writeNumbered(t, e, 0, 50)
-	copyWAL(t, original, recovered)
-
+	_, recovered := logOnlyCopy(t, diskOptions(), 50)
 	r, err := Open(recovered, diskOptions())
 	require.NoError(t, err)
 	requireNumbered(t, r, 50)
 	writeNumbered(t, r, 50, 10)
 	require.NoError(t, r.Close())
 	require.Empty(t, walSegments(t, recovered), "a clean Close leaves Badger holding everything")
-
-	r = openTestEngine(t, recovered, diskOptions())
-	requireNumbered(t, r, 60)
+	requireNumbered(t, openTestEngine(t, recovered, diskOptions()), 60)
 }
 
 // TestWALTornTailIsCutOff: a damaged last record is a write that was never
 // acknowledged; Open drops it, keeps everything before it, and a later Open
 // does not mistake the cut segment for corruption.
 func TestWALTornTailIsCutOff(t *testing.T) {
-	original, recovered := t.TempDir(), t.TempDir()
-	e := openTestEngine(t, original, diskOptions())
-	writeNumbered(t, e, 0, 20)
-	copyWAL(t, original, recovered)
-
+	_, recovered := logOnlyCopy(t, diskOptions(), 20)
 	segments := walSegments(t, recovered)
 	require.Len(t, segments, 1)
-	data, err := os.ReadFile(segments[0])
-	require.NoError(t, err)
-	lastByte := len(bytes.TrimRight(data, "\x00")) - 1
-	data[lastByte] ^= 0xff
-	require.NoError(t, os.WriteFile(segments[0], data, 0o644))
+	flipByte(t, segments[0], func(data []byte) int { return len(bytes.TrimRight(data, "\x00")) - 1 })
 
 	r, err := Open(recovered, diskOptions())
 	require.NoError(t, err)
 	requireNumbered(t, r, 19)
 	writeNumbered(t, r, 19, 5)
-	require.NoError(t, r.Close())
-
-	r = openTestEngine(t, recovered, diskOptions())
-	requireNumbered(t, r, 24)
+	requireAfterReopen(t, r, recovered, 24)
 }
 
 // TestWALSegmentCreatedJustBeforeACrash: a crash between creating a
 // segment and making its first record durable leaves an empty segment named
 // by the next version; the reopened engine writes that version again.
 func TestWALSegmentCreatedJustBeforeACrash(t *testing.T) {
-	original, recovered := t.TempDir(), t.TempDir()
-	e := openTestEngine(t, original, diskOptions())
-	writeNumbered(t, e, 0, 10)
-	copyWAL(t, original, recovered)
+	e, recovered := logOnlyCopy(t, diskOptions(), 10)
 	next := e.view.published + 1
 	empty := filepath.Join(recovered, walDirName, fmt.Sprintf("%016x%s", next, walSuffix))
 	require.NoError(t, os.WriteFile(empty, nil, 0o644))
@@ -121,9 +129,7 @@ func TestWALSegmentCreatedJustBeforeACrash(t *testing.T) {
 	require.NoError(t, err)
 	writeNumbered(t, r, 10, 5)
 	requireNumbered(t, r, 15)
-	require.NoError(t, r.Close())
-	r = openTestEngine(t, recovered, diskOptions())
-	requireNumbered(t, r, 15)
+	requireAfterReopen(t, r, recovered, 15)
 }
 
 // TestWALCorruptionBeforeTheTailFailsOpen: damage in a segment that was
@@ -131,19 +137,12 @@ func TestWALSegmentCreatedJustBeforeACrash(t *testing.T) {
 func TestWALCorruptionBeforeTheTailFailsOpen(t *testing.T) {
 	opts := diskOptions()
 	opts.walSegmentSize = 256
-	original, recovered := t.TempDir(), t.TempDir()
-	e := openTestEngine(t, original, opts)
-	writeNumbered(t, e, 0, 20)
-	copyWAL(t, original, recovered)
-
+	_, recovered := logOnlyCopy(t, opts, 20)
 	segments := walSegments(t, recovered)
 	require.Greater(t, len(segments), 2)
-	data, err := os.ReadFile(segments[0])
-	require.NoError(t, err)
-	data[walHeaderSize+2] ^= 0xff
-	require.NoError(t, os.WriteFile(segments[0], data, 0o644))
+	flipByte(t, segments[0], func([]byte) int { return walHeaderSize + 2 })
 
-	_, err = Open(recovered, opts)
+	_, err := Open(recovered, opts)
 	require.ErrorIs(t, err, ErrWALCorrupt)
 }
 

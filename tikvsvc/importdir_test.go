@@ -12,6 +12,15 @@ import (
 	sst "github.com/pingcap/kvproto/pkg/import_sstpb"
 )
 
+func mustOpenImportDir(t *testing.T, dir string) *importDir {
+	t.Helper()
+	d, err := openImportDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // stageFile writes a staged SST of n pairs k<i>=v<i> at commitTS.
 func stageFile(t *testing.T, d *importDir, uuid string, commitTS uint64, n int) {
 	t.Helper()
@@ -51,10 +60,7 @@ func readStaged(t *testing.T, d *importDir, uuid string) (uint64, []string, erro
 }
 
 func TestStagedSSTRoundTripAndRelease(t *testing.T) {
-	d, err := openImportDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := mustOpenImportDir(t, t.TempDir())
 	stageFile(t, d, "a", 42, 3)
 	commitTS, pairs, err := readStaged(t, d, "a")
 	if err != nil || commitTS != 42 || strings.Join(pairs, ",") != "k0=v0,k1=v1,k2=v2" {
@@ -79,10 +85,7 @@ func TestStagedSSTRoundTripAndRelease(t *testing.T) {
 
 func TestStagedSSTCorruptionDetected(t *testing.T) {
 	dir := t.TempDir()
-	d, err := openImportDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := mustOpenImportDir(t, dir)
 	stageFile(t, d, "a", 7, 100)
 	path := d.path([]byte("a"))
 	data, err := os.ReadFile(path)
@@ -103,10 +106,7 @@ func TestStagedSSTCorruptionDetected(t *testing.T) {
 
 func TestOpenImportDirDropsInterruptedWrites(t *testing.T) {
 	dir := t.TempDir()
-	d, err := openImportDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := mustOpenImportDir(t, dir)
 	stageFile(t, d, "done", 1, 1)
 	if _, err := d.create(); err != nil { // a Write cut short by a restart
 		t.Fatal(err)
@@ -124,10 +124,7 @@ func TestOpenImportDirDropsInterruptedWrites(t *testing.T) {
 }
 
 func TestStageBatchChecksCommitTSAndOps(t *testing.T) {
-	d, err := openImportDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := mustOpenImportDir(t, t.TempDir())
 	w, err := d.create()
 	if err != nil {
 		t.Fatal(err)
