@@ -48,15 +48,14 @@ type commitRequest struct {
 	done  chan error // buffered; receives the commit result once
 }
 
-// committer implements group commit. Badger fsyncs once per transaction, so
-// concurrent writers that each committed their own transaction would each pay
-// an fsync. Instead, writers hand their batches to one goroutine, which merges
-// every batch queued while the previous commit was running into a single
-// transaction, commits it (one fsync), and wakes all of their writers.
-//
-// With a write-ahead log, each group is appended to it (and fdatasynced)
-// before it goes to Badger, which then runs without syncing. A cleaner
-// goroutine deletes log segments once Badger holds their data durably.
+// committer implements group commit. A durable commit costs one fdatasync,
+// so concurrent writers that each committed on their own would each pay one.
+// Instead, writers hand their batches to one goroutine, which merges every
+// batch queued while the previous commit was running into one group, appends
+// it to the write-ahead log (one fdatasync; without SyncWrites there is no
+// log), commits it to Badger in one transaction, and wakes all of their
+// writers. A cleaner goroutine deletes log segments once Badger holds their
+// data durably.
 type committer struct {
 	db     *badger.DB
 	view   *view // publishes each committed group
