@@ -2,9 +2,13 @@ package integration
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/pingcap/kvproto/pkg/errorpb"
@@ -169,5 +173,15 @@ func TestImportSSTStagedDataSurvivesRestart(t *testing.T) {
 	}
 	if err := ic.ingestStaged(t, ctx, metas); err == nil {
 		t.Fatal("second ingest of the same sst succeeded, want sst not found")
+	}
+
+	damaged := ic.write(t, ctx, "sst-damaged", c.tso(t, ctx)+1, "x", "1")
+	path := filepath.Join(c.storeDir, "import", hex.EncodeToString([]byte("sst-damaged"))+".sst")
+	data, err := os.ReadFile(path)
+	require(t, err, "read staged file")
+	data[0] ^= 0xff
+	require(t, os.WriteFile(path, data, 0o644), "damage staged file")
+	if err := ic.ingestStaged(t, ctx, damaged); err == nil || !strings.Contains(err.GetMessage(), "checksum") {
+		t.Fatalf("ingest of a damaged sst: %v, want a checksum error in the response", err)
 	}
 }

@@ -136,24 +136,24 @@ func (s *importService) ingest(ctx context.Context, kvctx *kvrpcpb.Context, meta
 		return &sst.IngestResponse{Error: regionErr}, nil
 	}
 	for _, meta := range metas {
-		err := s.ingestOne(ctx, meta.GetUuid())
-		if errors.Is(err, errStagedNotFound) {
-			return &sst.IngestResponse{Error: &errorpb.Error{Message: fmt.Sprintf("sst %x not found", meta.GetUuid())}}, nil
-		}
+		uuid := meta.GetUuid()
+		r, err := s.svc.staged.open(uuid)
 		if err != nil {
-			return nil, fmt.Errorf("import: ingest sst %x: %w", meta.GetUuid(), err)
+			// Missing, damaged or already being ingested: the client's
+			// problem to retry, answered in the response as TiKV does.
+			return &sst.IngestResponse{Error: &errorpb.Error{Message: fmt.Sprintf("sst %x: %v", uuid, err)}}, nil
+		}
+		if err := s.ingestOne(ctx, uuid, r); err != nil {
+			return nil, fmt.Errorf("import: ingest sst %x: %w", uuid, err)
 		}
 	}
 	return &sst.IngestResponse{}, nil
 }
 
-// ingestOne applies the staged SST uuid and deletes it.
-func (s *importService) ingestOne(ctx context.Context, uuid []byte) error {
-	r, err := s.svc.staged.open(uuid)
-	if err != nil {
-		return err
-	}
-	err = s.apply(ctx, r)
+// ingestOne applies the staged SST that r reads and deletes it; after a
+// failure the SST stays for a retry.
+func (s *importService) ingestOne(ctx context.Context, uuid []byte, r *stagedReader) error {
+	err := s.apply(ctx, r)
 	r.file.Close()
 	return errors.Join(err, s.svc.staged.release(uuid, err == nil))
 }
