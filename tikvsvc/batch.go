@@ -32,22 +32,23 @@ type batchResult struct {
 func (s *Service) BatchCommands(stream tikvpb.Tikv_BatchCommandsServer) error {
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
-	results := make(chan batchResult, maxBatchResponses)
-	go func() { cancel(s.receiveBatches(ctx, stream, results, cancel)) }()
-	if err := sendBatches(ctx, stream, results); err != nil {
-		return err
-	}
+	out := newResponder(stream, cancel)
+	go func() { cancel(s.receiveBatches(ctx, stream, out, cancel)) }()
+	<-ctx.Done()
+	out.close()
 	if cause := context.Cause(ctx); !errors.Is(cause, io.EOF) {
 		return cause
 	}
 	return nil
 }
 
-// receiveBatches runs every request on a worker of the stream until the
-// stream ends or a handler fails. At the end of the stream it waits for the
-// requests in flight, so their results are queued before it returns io.EOF.
+// receiveBatches runs every request until the stream ends or a handler
+// fails: a point read (KvGet), which never waits, runs on this goroutine,
+// sparing the handoff to a worker; every other request runs on a worker of
+// the stream. At the end of the stream it waits for the requests in flight,
+// so their results are sent before it returns io.EOF.
 func (s *Service) receiveBatches(ctx context.Context, stream tikvpb.Tikv_BatchCommandsServer,
-	results chan<- batchResult, fail context.CancelCauseFunc) error {
+	out *responder, fail context.CancelCauseFunc) error {
 	var inflight sync.WaitGroup
 	workers := newWorkerPool()
 	defer workers.close()
@@ -62,11 +63,15 @@ func (s *Service) receiveBatches(ctx context.Context, stream tikvpb.Tikv_BatchCo
 				len(req.GetRequests()), len(req.GetRequestIds()))
 		}
 		for i, r := range req.GetRequests() {
-			inflight.Add(1)
 			id := req.GetRequestIds()[i]
+			if _, pointRead := r.GetCmd().(*tikvpb.BatchCommandsRequest_Request_Get); pointRead {
+				s.runBatched(ctx, id, r, out, fail)
+				continue
+			}
+			inflight.Add(1)
 			workers.run(func() {
 				defer inflight.Done()
-				s.runBatched(ctx, id, r, results, fail)
+				s.runBatched(ctx, id, r, out, fail)
 			})
 		}
 	}
@@ -102,7 +107,7 @@ func (p *workerPool) work(task func()) {
 func (p *workerPool) close() { close(p.idle) }
 
 func (s *Service) runBatched(ctx context.Context, id uint64, r *tikvpb.BatchCommandsRequest_Request,
-	results chan<- batchResult, fail context.CancelCauseFunc) {
+	out *responder, fail context.CancelCauseFunc) {
 	start := time.Now()
 	resp, method, err := s.dispatch(ctx, r)
 	observe(method, start)
@@ -110,48 +115,84 @@ func (s *Service) runBatched(ctx context.Context, id uint64, r *tikvpb.BatchComm
 		fail(err)
 		return
 	}
-	select {
-	case results <- batchResult{id: id, resp: resp}:
-	case <-ctx.Done():
-	}
+	out.deliver(batchResult{id: id, resp: resp})
 }
 
-// sendBatches sends results as they arrive, grouping those already ready,
-// until ctx ends; then it flushes what is queued.
-func sendBatches(ctx context.Context, stream tikvpb.Tikv_BatchCommandsServer, results <-chan batchResult) error {
-	for {
-		select {
-		case first := <-results:
-			if err := stream.Send(collect(first, results)); err != nil {
-				return err
-			}
-		case <-ctx.Done():
-			for len(results) > 0 {
-				if err := stream.Send(collect(<-results, results)); err != nil {
-					return err
-				}
-			}
-			return nil
+// responder sends the results of one stream. There is no sender goroutine:
+// the goroutine that delivers a result while no send is running becomes the
+// sender, and sends that result together with every result delivered while
+// it was sending, until none is left. So a response costs no goroutine
+// handoff, and responses that complete together share a stream message.
+type responder struct {
+	stream tikvpb.Tikv_BatchCommandsServer
+	fail   context.CancelCauseFunc
+
+	mu sync.Mutex
+	// idle is signalled when sending becomes false.
+	idle *sync.Cond
+	// pending holds the results delivered but not yet taken by the sender.
+	pending []batchResult
+	// sending reports that a goroutine is sending; only it calls stream.Send.
+	sending bool
+	// closed is set once the stream's handler is returning, or a send
+	// failed; results delivered after it are dropped, as gRPC allows no
+	// Send after the handler returns.
+	closed bool
+}
+
+func newResponder(stream tikvpb.Tikv_BatchCommandsServer, fail context.CancelCauseFunc) *responder {
+	r := &responder{stream: stream, fail: fail}
+	r.idle = sync.NewCond(&r.mu)
+	return r
+}
+
+// deliver queues res and, unless another goroutine is sending, sends until
+// the queue is empty or the responder is closed.
+func (r *responder) deliver(res batchResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending = append(r.pending, res)
+	if r.sending {
+		return
+	}
+	r.sending = true
+	for len(r.pending) > 0 && !r.closed {
+		batch := r.takeBatch()
+		r.mu.Unlock()
+		err := r.stream.Send(batch)
+		r.mu.Lock()
+		if err != nil {
+			r.closed = true
+			r.fail(err)
 		}
 	}
+	r.sending = false
+	r.idle.Broadcast()
 }
 
-// collect builds one response message from first and the results ready now.
-func collect(first batchResult, results <-chan batchResult) *tikvpb.BatchCommandsResponse {
+// takeBatch removes up to maxBatchResponses results from pending and
+// returns them as one message. The caller holds mu.
+func (r *responder) takeBatch() *tikvpb.BatchCommandsResponse {
+	n := min(len(r.pending), maxBatchResponses)
 	batch := &tikvpb.BatchCommandsResponse{
-		RequestIds: []uint64{first.id},
-		Responses:  []*tikvpb.BatchCommandsResponse_Response{first.resp},
+		RequestIds: make([]uint64, n),
+		Responses:  make([]*tikvpb.BatchCommandsResponse_Response, n),
 	}
-	for len(batch.Responses) < maxBatchResponses {
-		select {
-		case r := <-results:
-			batch.RequestIds = append(batch.RequestIds, r.id)
-			batch.Responses = append(batch.Responses, r.resp)
-		default:
-			return batch
-		}
+	for i, res := range r.pending[:n] {
+		batch.RequestIds[i], batch.Responses[i] = res.id, res.resp
 	}
+	r.pending = append(r.pending[:0], r.pending[n:]...)
 	return batch
+}
+
+// close waits for a send in progress and drops every later result.
+func (r *responder) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	for r.sending {
+		r.idle.Wait()
+	}
 }
 
 // dispatch runs one batched request through the unary handler of its type.
