@@ -61,17 +61,23 @@ func (c *Child) Exited() <-chan struct{} { return c.exited }
 func (c *Child) WaitReady(ctx context.Context, timeout time.Duration, check func(context.Context) error) error {
 	waitCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// last is the latest failure that was an answer, not the deadline
+	// cutting a check short: that is the one worth reporting.
+	var last error
 	for {
 		err := check(waitCtx)
 		if err == nil {
 			return nil
+		}
+		if last == nil || waitCtx.Err() == nil {
+			last = err
 		}
 		select {
 		case <-c.exited:
 			return fmt.Errorf("%s exited (%v) before serving; %s", c.name, c.err, c.output())
 		case <-waitCtx.Done():
 			return fmt.Errorf("%s not serving (waited up to %s): %w; last check: %v; %s",
-				c.name, timeout, waitCtx.Err(), err, c.output())
+				c.name, timeout, waitCtx.Err(), last, c.output())
 		case <-time.After(pollInterval):
 		}
 	}

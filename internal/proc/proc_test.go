@@ -120,9 +120,32 @@ func TestWaitReadyTimesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, _ := startHelper(t, "serve", addrs[0])
-	err = c.WaitReady(context.Background(), time.Second, HTTPReady("http://"+addrs[0]+"/missing"))
+	err = c.WaitReady(context.Background(), 3*time.Second, HTTPReady("http://"+addrs[0]+"/missing"))
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("WaitReady on a 404: %v; want a deadline error naming the last answer", err)
+	}
+}
+
+// TestWaitReadyReportsTheLastAnswer: a check cut short by the deadline is
+// not what the timeout error reports; the answer before it is.
+func TestWaitReadyReportsTheLastAnswer(t *testing.T) {
+	addrs, err := FreeAddrs(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := startHelper(t, "serve", addrs[0])
+	calls := 0
+	check := func(ctx context.Context) error {
+		calls++
+		if calls == 1 {
+			return errors.New("answered 503")
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	err = c.WaitReady(context.Background(), 4*pollInterval, check)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "last check: answered 503") {
+		t.Fatalf("WaitReady: %v; want a deadline error naming the 503", err)
 	}
 }
 
