@@ -15,6 +15,12 @@ import (
 // 19 MiB.
 const DefaultMemTableSize = 128 << 20
 
+// numCompactors is the number of Badger compaction workers, Badger's
+// minimum. Each polls for work every 50 ms, idle or not, so Badger's
+// default of four per database kept an idle store waking 160 times a second;
+// two keep up with compaction on the small machines a local cluster runs on.
+const numCompactors = 2
+
 // MinMemTableSize is the smallest Options.MemTableSize Open accepts: Badger
 // needs a transaction (15% of a memtable) to hold a 1 MiB value.
 const MinMemTableSize = 8 << 20
@@ -82,6 +88,7 @@ func (o Options) badgerOptions(dir string) badger.Options {
 		WithLogger(badgerLogger{o.logger()}).
 		WithLoggingLevel(badger.WARNING).
 		WithDetectConflicts(false).
+		WithNumCompactors(numCompactors).
 		WithMemTableSize(DefaultMemTableSize)
 	if o.MemTableSize > 0 {
 		opts = opts.WithMemTableSize(o.MemTableSize)
