@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -75,6 +77,10 @@ type committer struct {
 	requests chan *commitRequest
 	// stopped is closed when run has committed every request and returned.
 	stopped chan struct{}
+
+	// stats counts the groups committed; run updates it, any goroutine
+	// reads it.
+	stats commitCounters
 
 	// cleanups asks the cleaner to remove covered log segments; run sends
 	// (without blocking) after each segment rotation and closes it on exit.
@@ -175,8 +181,13 @@ func (c *committer) gather(first *commitRequest) (group []*commitRequest, leftov
 // returns. A version is never reused, even when its commit failed.
 func (c *committer) commit(group []*commitRequest) error {
 	c.version++
+	c.stats.groups.Add(1)
+	c.stats.writes.Add(uint64(len(group)))
 	if c.wal != nil {
+		start := time.Now()
 		rotated, err := c.wal.append(c.version, group)
+		c.stats.logSyncs.Add(1)
+		c.stats.logSyncNanos.Add(uint64(time.Since(start)))
 		if err != nil {
 			return err
 		}
@@ -252,4 +263,32 @@ func stageBatch(txn *badger.Txn, wb *WriteBatch) error {
 		}
 	}
 	return nil
+}
+
+// commitCounters are the cumulative counts behind CommitStats.
+type commitCounters struct {
+	groups, writes, logSyncs, logSyncNanos atomic.Uint64
+}
+
+// CommitStats counts an engine's group commits since it opened. Writes per
+// group show how well concurrent writers share a commit; log syncs and their
+// time show what durability costs.
+type CommitStats struct {
+	// Groups is the number of group commits attempted, Writes the number of
+	// Write calls (and atomic chunks) they carried.
+	Groups, Writes uint64
+	// LogSyncs is the number of write-ahead log appends, each one write and
+	// one fdatasync (zero without SyncWrites); LogSyncTime is their total
+	// duration.
+	LogSyncs    uint64
+	LogSyncTime time.Duration
+}
+
+func (c *commitCounters) snapshot() CommitStats {
+	return CommitStats{
+		Groups:      c.groups.Load(),
+		Writes:      c.writes.Load(),
+		LogSyncs:    c.logSyncs.Load(),
+		LogSyncTime: time.Duration(c.logSyncNanos.Load()),
+	}
 }

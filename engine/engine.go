@@ -102,6 +102,9 @@ func (e *Engine) MaxBatchEntries() int { return e.committer.limit.entries }
 // Σ(len(key)+len(value)) plus 13 bytes per operation.
 func (e *Engine) MaxBatchBytes() int { return e.committer.limit.bytes }
 
+// CommitStats returns the engine's group-commit counts since Open.
+func (e *Engine) CommitStats() CommitStats { return e.committer.stats.snapshot() }
+
 // Write applies wb atomically: after a crash either all of it or none of it
 // is present, and no snapshot sees part of it. With SyncWrites, it returns
 // once the batch is durable. Concurrent Writes share one commit and one

@@ -418,3 +418,36 @@ func TestSnapshotSharedByReaders(t *testing.T) {
 	put(t, e, CfDefault, "k", "changed")
 	wg.Wait()
 }
+
+// TestCommitStats: every Write is counted in a group, with one log sync per
+// group on disk and none in memory; concurrent writers share groups.
+func TestCommitStats(t *testing.T) {
+	disk := openTestEngine(t, t.TempDir(), diskOptions())
+	before := disk.CommitStats()
+	for i := range 5 {
+		put(t, disk, CfDefault, fmt.Sprintf("k%d", i), "v")
+	}
+	after := disk.CommitStats()
+	require.Equal(t, uint64(5), after.Groups-before.Groups)
+	require.Equal(t, uint64(5), after.Writes-before.Writes)
+	require.Equal(t, uint64(5), after.LogSyncs-before.LogSyncs)
+	require.Greater(t, after.LogSyncTime, before.LogSyncTime)
+
+	mem := openMemEngine(t)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				put(t, mem, CfDefault, fmt.Sprintf("w%d-%d", w, i), "v")
+			}
+		}()
+	}
+	wg.Wait()
+	stats := mem.CommitStats()
+	require.Equal(t, uint64(160), stats.Writes)
+	require.LessOrEqual(t, stats.Groups, stats.Writes)
+	require.Positive(t, stats.Groups)
+	require.Zero(t, stats.LogSyncs)
+}

@@ -107,6 +107,15 @@ func TestStatusServer(t *testing.T) {
 	if code, metrics := body("GET", "/metrics", ""); code != http.StatusOK || !strings.Contains(metrics, `tikv_grpc_msg_total{type="RawPut"}`) {
 		t.Fatalf("/metrics: %d\n%s", code, metrics)
 	}
+	writes := c.metric(t, `tinykv_engine_commit_writes_total{db="kv"}`)
+	syncs := c.metric(t, `tinykv_engine_wal_syncs_total{db="kv"}`)
+	require(t, raw.Put(ctx, []byte("m2"), []byte("v")), "put")
+	if got := c.metric(t, `tinykv_engine_commit_writes_total{db="kv"}`); got < writes+1 {
+		t.Fatalf("kv engine writes went from %v to %v across a put", writes, got)
+	}
+	if got := c.metric(t, `tinykv_engine_wal_syncs_total{db="kv"}`); got < syncs+1 {
+		t.Fatalf("kv engine log syncs went from %v to %v across a put", syncs, got)
+	}
 	code, cfgText := body("GET", "/config", "")
 	var cfg struct {
 		Storage     map[string]any `json:"storage"`
