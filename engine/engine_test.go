@@ -435,16 +435,23 @@ func TestCommitStats(t *testing.T) {
 
 	mem := openMemEngine(t)
 	var wg sync.WaitGroup
+	errs := make(chan error, 160)
 	for w := range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range 20 {
-				put(t, mem, CfDefault, fmt.Sprintf("w%d-%d", w, i), "v")
+				wb := NewWriteBatch()
+				wb.Put(CfDefault, fmt.Appendf(nil, "w%d-%d", w, i), []byte("v"))
+				errs <- mem.Write(wb)
 			}
 		}()
 	}
 	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
 	stats := mem.CommitStats()
 	require.Equal(t, uint64(160), stats.Writes)
 	require.LessOrEqual(t, stats.Groups, stats.Writes)
