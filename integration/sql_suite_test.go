@@ -81,6 +81,23 @@ var sqlSuite = []step{
 	{sql: "SELECT COUNT(*), SUM(amount) FROM orders USE INDEX (k_amount) WHERE amount >= 10"},
 	{sql: "ANALYZE TABLE orders"},
 	{sql: "ADMIN CHECKSUM TABLE orders", execOnly: true},
+	// Statistics v1, on fresh tables (a table analyzed with v2 stays v2): an
+	// int handle, and a clustered common handle (TiDB's mixed request).
+	{sql: "SET SESSION tidb_analyze_version = 1"},
+	{sql: "CREATE TABLE v1int (id INT PRIMARY KEY, k INT, s VARCHAR(8) COLLATE utf8mb4_general_ci, KEY k_k (k))"},
+	{sql: "INSERT INTO v1int VALUES (1, 5, 'a'), (2, 5, 'A'), (3, NULL, 'b'), (4, 7, NULL), (5, 9, 'b')"},
+	{sql: "CREATE TABLE v1ch (a VARCHAR(8), b INT, c DECIMAL(6,2), PRIMARY KEY (a, b) CLUSTERED, KEY k_c (c))"},
+	{sql: "INSERT INTO v1ch VALUES ('x', 1, 1.50), ('y', 2, 1.50), ('x', 3, NULL), ('z', 1, 7.25)"},
+	{sql: "ANALYZE TABLE v1int, v1ch"},
+	{sql: statsOf("v1int")},
+	{sql: statsOf("v1ch")},
+	{sql: "SET SESSION tidb_analyze_version = DEFAULT"},
+	// COUNT(DISTINCT) pushed down: TiDB sends TiKV a partial aggregation
+	// grouped by the distinct arguments.
+	{sql: "SET SESSION tidb_opt_distinct_agg_push_down = 1"},
+	{sql: "SELECT COUNT(DISTINCT item_id), SUM(DISTINCT amount), COUNT(*) FROM orders"},
+	{sql: "SELECT item_id, COUNT(DISTINCT amount) FROM orders GROUP BY item_id ORDER BY item_id"},
+	{sql: "SET SESSION tidb_opt_distinct_agg_push_down = DEFAULT"},
 	// Two sessions: an optimistic transaction loses to a concurrent commit.
 	{sql: "BEGIN OPTIMISTIC"},
 	{sql: "UPDATE orders SET amount = 1000 WHERE oid = 1"},
@@ -100,6 +117,16 @@ var sqlSuite = []step{
 	{sql: "CREATE TABLE big (id INT PRIMARY KEY, v INT)"},
 	{sql: "BEGIN"},
 	{sql: "INSERT INTO big VALUES (1, 1)"},
+}
+
+// statsOf selects what ANALYZE stored for table: per column and index its
+// distinct and NULL counts, sizes, correlation and buckets.
+func statsOf(table string) string {
+	return `SELECT h.is_index, h.hist_id, h.distinct_count, h.null_count, h.tot_col_size, h.stats_ver,
+		ROUND(h.correlation, 6), b.bucket_id, b.count, b.repeats, HEX(b.lower_bound), HEX(b.upper_bound)
+		FROM mysql.stats_histograms h JOIN information_schema.tables t ON h.table_id = t.tidb_table_id
+		LEFT JOIN mysql.stats_buckets b ON b.table_id = h.table_id AND b.is_index = h.is_index AND b.hist_id = h.hist_id
+		WHERE t.table_schema = 'suite' AND t.table_name = '` + table + `' ORDER BY 1, 2, 8`
 }
 
 func init() {

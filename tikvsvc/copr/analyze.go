@@ -36,6 +36,10 @@ func handleAnalyze(p scanParams, req *coprocessor.Request) *coprocessor.Response
 	switch areq.GetTp() {
 	case tipb.AnalyzeType_TypeFullSampling:
 		data, err = analyzeFullSampling(env, p, req.GetRanges(), areq.GetColReq())
+	case tipb.AnalyzeType_TypeColumn:
+		data, err = analyzeColumns(env, p, req.GetRanges(), areq.GetColReq())
+	case tipb.AnalyzeType_TypeMixed:
+		data, err = analyzeMixed(env, p, req.GetRanges(), areq)
 	case tipb.AnalyzeType_TypeIndex:
 		data, err = analyzeKeys(env, p, req.GetRanges(), areq.GetIdxReq(), tablecodec.CutIndexKeyNew)
 	case tipb.AnalyzeType_TypeCommonHandle:
@@ -80,6 +84,86 @@ func analyzeFullSampling(env *evalEnv, p scanParams, ranges []*coprocessor.KeyRa
 	}
 	resp := &tipb.AnalyzeColumnsResp{RowCollector: collector.Base().ToProto()}
 	return resp.Marshal()
+}
+
+// analyzeColumns samples every column on its own with TiDB's SampleBuilder
+// (statistics v1) and answers with a sample collector per column and, when
+// the first column is the integer handle, a histogram of the handles.
+func analyzeColumns(env *evalEnv, p scanParams, ranges []*coprocessor.KeyRange, col *tipb.AnalyzeColumnsReq) ([]byte, error) {
+	resp, err := sampleColumns(env, p, ranges, col)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Marshal()
+}
+
+// analyzeMixed answers the statistics v1 request for a table whose primary
+// key is a clustered common handle: the columns as analyzeColumns does, and
+// the common handle as an index from its keys.
+func analyzeMixed(env *evalEnv, p scanParams, ranges []*coprocessor.KeyRange, areq *tipb.AnalyzeReq) ([]byte, error) {
+	if areq.GetIdxReq() == nil {
+		return nil, fmt.Errorf("analyze request has no index part")
+	}
+	columns, err := sampleColumns(env, p, ranges, areq.GetColReq())
+	if err != nil {
+		return nil, err
+	}
+	handle := newKeyStats(env, areq.GetIdxReq(), tablecodec.CutCommonHandle)
+	if err := forEachPair(p, ranges, true, func(key, _ []byte) error { return handle.add(key) }); err != nil {
+		return nil, err
+	}
+	resp := &tipb.AnalyzeMixedResp{ColumnsResp: columns, IndexResp: handle.response()}
+	return resp.Marshal()
+}
+
+func sampleColumns(env *evalEnv, p scanParams, ranges []*coprocessor.KeyRange, col *tipb.AnalyzeColumnsReq) (*tipb.AnalyzeColumnsResp, error) {
+	cols := col.GetColumnsInfo()
+	if len(cols) == 0 {
+		return nil, fmt.Errorf("analyze request has no columns")
+	}
+	scan, _, err := newTableScan(env, p, scanSpec{columns: cols, primaryIDs: col.GetPrimaryColumnIds()}, ranges)
+	if err != nil {
+		return nil, err
+	}
+	sampled := scan.fts
+	builder := statistics.SampleBuilder{
+		RecordSet:       newSampleSource(env, scan),
+		Sc:              env.sc,
+		MaxBucketSize:   col.GetBucketSize(),
+		MaxSampleSize:   col.GetSampleSize(),
+		MaxFMSketchSize: col.GetSketchSize(),
+		CMSketchDepth:   col.GetCmsketchDepth(),
+		CMSketchWidth:   col.GetCmsketchWidth(),
+	}
+	if cols[0].GetPkHandle() {
+		builder.PkBuilder = statistics.NewSortedBuilder(env.sc, col.GetBucketSize(), cols[0].GetColumnId(),
+			types.NewFieldType(mysql.TypeBlob), statsVersion(col.Version))
+		sampled = sampled[1:]
+	}
+	builder.ColLen = len(sampled)
+	builder.ColsFieldType = sampled
+	builder.Collators = stringCollators(sampled)
+	collectors, pk, err := builder.CollectColumnStats()
+	if err != nil {
+		return nil, err
+	}
+	resp := &tipb.AnalyzeColumnsResp{}
+	if pk != nil {
+		resp.PkHist = statistics.HistogramToProto(pk.Hist())
+	}
+	for _, c := range collectors {
+		resp.Collectors = append(resp.Collectors, statistics.SampleCollectorToProto(c))
+	}
+	return resp, nil
+}
+
+// statsVersion is the statistics version a request asks for; requests
+// without one are from statistics v1.
+func statsVersion(v *int32) int {
+	if v == nil {
+		return statistics.Version1
+	}
+	return int(*v)
 }
 
 func stringCollators(fts []*types.FieldType) []collate.Collator {
@@ -194,10 +278,7 @@ func analyzeKeys(env *evalEnv, p scanParams, ranges []*coprocessor.KeyRange, idx
 }
 
 func newKeyStats(env *evalEnv, idx *tipb.AnalyzeIndexReq, cut keyCutter) *keyStats {
-	ver := statistics.Version1
-	if idx.Version != nil {
-		ver = int(idx.GetVersion())
-	}
+	ver := statsVersion(idx.Version)
 	s := &keyStats{
 		env:     env,
 		cut:     cut,

@@ -13,7 +13,10 @@
 //     and StreamAgg. The answer is a tipb.SelectResponse.
 //   - 104 Analyze: a tipb.AnalyzeReq of type TypeFullSampling (TiDB's
 //     statistics v2), answered with tipb.AnalyzeColumnsResp{row_collector};
-//     TypeIndex and TypeCommonHandle, answered with tipb.AnalyzeIndexResp.
+//     TypeIndex and TypeCommonHandle, answered with tipb.AnalyzeIndexResp;
+//     and statistics v1's TypeColumn, answered with
+//     tipb.AnalyzeColumnsResp{collectors, pk_hist}, and TypeMixed (columns
+//     and a clustered common handle), answered with tipb.AnalyzeMixedResp.
 //   - 105 Checksum: a tipb.ChecksumRequest answered with
 //     tipb.ChecksumResponse, computed like TiKV: the xor over all pairs of
 //     crc64-ECMA(key, value).
@@ -66,6 +69,7 @@
 //
 // Store batching (tasks), the coprocessor cache, the tree form of DAG
 // requests (root_executor), executors that TiDB only sends to TiFlash
-// (joins, window, expand, exchange), aggregates with DISTINCT, and the
-// statistics v1 Analyze types (TypeColumn, TypeMixed).
+// (joins, window, expand, exchange), and aggregate functions marked
+// DISTINCT: TiDB never sends one to TiKV, since it pushes COUNT(DISTINCT a)
+// down as a partial aggregation grouped by a (tidb_opt_distinct_agg_push_down).
 package copr
