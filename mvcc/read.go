@@ -110,17 +110,17 @@ func (r *Reader) Scan(opts ScanOptions) ([]*kvrpcpb.KvPair, error) {
 		defer locks.Close()
 		locks.Rewind()
 	}
-	s := scanCursor{reader: r, writes: writes, locks: locks, reverse: opts.Reverse}
+	s := scanCursor{writes: writes, locks: locks, reverse: opts.Reverse, ts: opts.TS}
 	var pairs []*kvrpcpb.KvPair
 	for opts.Limit == 0 || len(pairs) < opts.Limit {
-		encoded, lock, err := s.next()
+		key, err := s.next()
 		if err != nil {
 			return nil, err
 		}
-		if encoded == nil {
+		if key.encoded == nil {
 			break
 		}
-		pair, err := r.scanPair(encoded, lock, opts)
+		pair, err := r.scanPair(key, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -133,15 +133,15 @@ func (r *Reader) Scan(opts ScanOptions) ([]*kvrpcpb.KvPair, error) {
 
 // scanPair returns the pair of one scanned key, or nil when the key has no
 // visible value.
-func (r *Reader) scanPair(encoded []byte, lock *Lock, opts ScanOptions) (*kvrpcpb.KvPair, error) {
-	rawKey, err := DecodeKey(encoded)
+func (r *Reader) scanPair(key scannedKey, opts ScanOptions) (*kvrpcpb.KvPair, error) {
+	rawKey, err := DecodeKey(key.encoded)
 	if err != nil {
 		return nil, err
 	}
 	var value []byte
 	var found, decided bool
-	if lock != nil {
-		value, found, decided, err = r.lockedValue(encoded, rawKey, lock, opts.ReadOptions)
+	if key.lock != nil {
+		value, found, decided, err = r.lockedValue(key.encoded, rawKey, key.lock, opts.ReadOptions)
 		if keyErr, ok := ToKeyError(err); ok {
 			return &kvrpcpb.KvPair{Key: rawKey, Error: keyErr}, nil
 		}
@@ -150,7 +150,7 @@ func (r *Reader) scanPair(encoded []byte, lock *Lock, opts ScanOptions) (*kvrpcp
 		}
 	}
 	if !decided {
-		if value, found, err = r.getValueEncoded(encoded, opts.TS); err != nil {
+		if value, found, err = r.scannedValue(key, opts.TS); err != nil {
 			return nil, err
 		}
 	}
@@ -163,40 +163,76 @@ func (r *Reader) scanPair(encoded []byte, lock *Lock, opts ScanOptions) (*kvrpcp
 	return &kvrpcpb.KvPair{Key: rawKey, Value: value}, nil
 }
 
+// scannedValue returns the committed value of a scanned key at ts, from
+// the write record the scan found when it has one.
+func (r *Reader) scannedValue(key scannedKey, ts uint64) ([]byte, bool, error) {
+	if !key.versionsRead {
+		return r.getValueEncoded(key.encoded, ts)
+	}
+	if key.write == nil || key.write.Type != WriteTypePut {
+		return nil, false, nil
+	}
+	value, err := r.loadValue(key.encoded, key.write.StartTS, key.write.ShortValue)
+	return value, err == nil, err
+}
+
+// seekBound is how many CfWrite records a forward scan steps over with
+// Next before it seeks instead, as TiKV's near_seek does: a step costs far
+// less than a seek while a key has few versions.
+const seekBound = 8
+
+// scannedKey is one user key a scan reached.
+type scannedKey struct {
+	encoded []byte
+	lock    *Lock // nil without one, or when locks are not checked
+	// versionsRead reports that the scan read the key's versions on its
+	// way past them (forward scans do); write is then its newest Put or
+	// Delete record with commit_ts <= ts, or nil.
+	versionsRead bool
+	write        *Write
+}
+
 // scanCursor merges the user keys of CfWrite and CfLock in scan order.
 type scanCursor struct {
-	reader  *Reader
 	writes  Iterator // over versioned keys; positioned on the next user key's versions
 	locks   Iterator // nil when locks are not checked
 	reverse bool
+	ts      uint64 // the read timestamp
 }
 
-// next returns the next encoded user key, with its lock if locks are
-// checked and it has one, and moves past it; nil when the range is done.
-func (s *scanCursor) next() (encoded []byte, lock *Lock, err error) {
+// next returns the next user key, with its lock if locks are checked and
+// it has one, and moves past it; a nil encoded key means the range is done.
+func (s *scanCursor) next() (scannedKey, error) {
 	writeKey, err := s.writeUserKey()
 	if err != nil {
-		return nil, nil, err
+		return scannedKey{}, err
 	}
 	var lockKey []byte
 	if s.locks != nil && s.locks.Valid() {
 		lockKey = s.locks.Key()
 	}
-	encoded = s.first(writeKey, lockKey)
+	encoded := s.first(writeKey, lockKey)
 	if encoded == nil {
-		return nil, nil, nil
+		return scannedKey{}, nil
 	}
-	encoded = append([]byte(nil), encoded...)
-	if lockKey != nil && bytes.Equal(lockKey, encoded) {
-		if lock, err = s.currentLock(); err != nil {
-			return nil, nil, err
+	key := scannedKey{encoded: append([]byte(nil), encoded...)}
+	if lockKey != nil && bytes.Equal(lockKey, key.encoded) {
+		if key.lock, err = s.currentLock(); err != nil {
+			return scannedKey{}, err
 		}
 		s.locks.Next()
 	}
-	if writeKey != nil && bytes.Equal(writeKey, encoded) {
-		s.skipVersions(encoded)
+	switch {
+	case writeKey == nil || !bytes.Equal(writeKey, key.encoded):
+	case s.reverse:
+		s.skipVersionsBackward(key.encoded)
+	default:
+		key.versionsRead = true
+		if key.write, err = s.readVersions(key.encoded); err != nil {
+			return scannedKey{}, err
+		}
 	}
-	return encoded, lock, nil
+	return key, nil
 }
 
 func (s *scanCursor) writeUserKey() ([]byte, error) {
@@ -230,13 +266,65 @@ func (s *scanCursor) currentLock() (*Lock, error) {
 	return UnmarshalLock(value)
 }
 
-// skipVersions moves the write cursor past every version of encoded.
-func (s *scanCursor) skipVersions(encoded []byte) {
-	if s.reverse {
-		// The largest key <= encoded is a version of the previous user key:
-		// every version of encoded sorts above encoded itself.
-		s.writes.Seek(encoded)
-		return
+// onVersionOf reports whether the write cursor is on a version of encoded.
+func (s *scanCursor) onVersionOf(encoded []byte) bool {
+	if !s.writes.Valid() {
+		return false
 	}
-	s.writes.Seek(keyVersionsEnd(encoded))
+	key := s.writes.Key()
+	return len(key) == len(encoded)+tsLen && bytes.HasPrefix(key, encoded)
 }
+
+// readVersions moves the forward write cursor, which is on the newest
+// version of encoded, past all of them, and returns the newest Put or
+// Delete record with commit_ts <= ts, or nil.
+func (s *scanCursor) readVersions(encoded []byte) (*Write, error) {
+	write, err := s.visibleWrite(encoded)
+	if err != nil {
+		return nil, err
+	}
+	for steps := 0; s.onVersionOf(encoded); steps++ {
+		if steps == seekBound {
+			s.writes.Seek(keyVersionsEnd(encoded))
+			break
+		}
+		s.writes.Next()
+	}
+	return write, nil
+}
+
+// visibleWrite moves the forward write cursor to the newest Put or Delete
+// record of encoded with commit_ts <= ts and returns it, stepping over
+// newer versions and over Lock and Rollback records; nil when there is
+// none, the cursor then being past encoded's versions.
+func (s *scanCursor) visibleWrite(encoded []byte) (*Write, error) {
+	for steps := 0; s.onVersionOf(encoded); steps++ {
+		_, commitTS, err := SplitVersionedKey(s.writes.Key())
+		if err != nil {
+			return nil, err
+		}
+		if commitTS > s.ts {
+			if steps >= seekBound {
+				// Every version from here on has commit_ts <= ts.
+				s.writes.Seek(VersionedKey(encoded, s.ts))
+			} else {
+				s.writes.Next()
+			}
+			continue
+		}
+		write, err := currentWrite(s.writes, encoded, commitTS)
+		if err != nil {
+			return nil, err
+		}
+		if write.Type == WriteTypePut || write.Type == WriteTypeDelete {
+			return write, nil
+		}
+		s.writes.Next()
+	}
+	return nil, nil
+}
+
+// skipVersionsBackward moves the reverse write cursor past every version
+// of encoded. The largest key <= encoded is a version of the previous user
+// key: every version of encoded sorts above encoded itself.
+func (s *scanCursor) skipVersionsBackward(encoded []byte) { s.writes.Seek(encoded) }

@@ -1,10 +1,12 @@
 package mvcc
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
 	"github.com/stretchr/testify/require"
+	"github.com/tinykv/tinykv/internal/testutil"
 )
 
 func (h *harness) scan(req *kvrpcpb.ScanRequest) *kvrpcpb.ScanResponse {
@@ -154,4 +156,104 @@ func TestReadsRaiseMaxTS(t *testing.T) {
 	_, err := h.store.Get(h.ctx, rc)
 	require.NoError(t, err)
 	require.Equal(t, uint64(600), h.store.cm.MaxTS(), "RC reads do not check locks nor move max_ts")
+}
+
+// scanModel is the expected history of a randomized scan test: per key,
+// its committed Put and Delete records, and the start_ts of a pending Put
+// lock (0 without one), whose min_commit_ts is start_ts + 1.
+type scanModel struct {
+	keys    []string
+	commits map[string][]modelCommit // oldest first
+	locked  map[string]uint64
+}
+
+type modelCommit struct {
+	commitTS uint64
+	value    string // "" for a Delete
+	deleted  bool
+}
+
+// expect returns what a scan of [start, end) at ts shows, as pairStrings.
+func (m *scanModel) expect(ts uint64, start, end string, reverse bool, limit int) []string {
+	var out []string
+	for i := range m.keys {
+		key := m.keys[i]
+		if reverse {
+			key = m.keys[len(m.keys)-1-i]
+		}
+		if key < start || (end != "" && key >= end) || (limit > 0 && len(out) == limit) {
+			continue
+		}
+		// A lock hides the key from reads at or above its min_commit_ts
+		// (start_ts + 1 here): below it, the transaction cannot commit.
+		if lockTS := m.locked[key]; lockTS != 0 && lockTS+1 <= ts {
+			out = append(out, key+"!locked")
+			continue
+		}
+		var visible *modelCommit
+		for j, c := range m.commits[key] {
+			if c.commitTS <= ts {
+				visible = &m.commits[key][j]
+			}
+		}
+		if visible != nil && !visible.deleted {
+			out = append(out, key+"="+visible.value)
+		}
+	}
+	return out
+}
+
+// TestScanRandomHistories checks forward and reverse scans against a model
+// over keys with many versions: more than seekBound of them newer than the
+// read, older than it, or Lock and Rollback records in between, so that
+// both the stepping and the seeking paths of the scanner are taken.
+func TestScanRandomHistories(t *testing.T) {
+	rng := testutil.Rand(t)
+	h := newHarness(t)
+	m := &scanModel{commits: map[string][]modelCommit{}, locked: map[string]uint64{}}
+	for i := range 12 {
+		m.keys = append(m.keys, fmt.Sprintf("k%02d", i))
+	}
+	ts := uint64(10)
+	for range 400 {
+		key := m.keys[rng.IntN(len(m.keys))]
+		ts += 2
+		switch rng.IntN(5) {
+		case 0, 1:
+			value := fmt.Sprintf("v%d", ts)
+			h.mustPrewritePut(key, ts, key, value)
+			h.mustCommit(ts, ts+1, key)
+			m.commits[key] = append(m.commits[key], modelCommit{commitTS: ts + 1, value: value})
+		case 2:
+			h.mustPrewrite(prewriteReq(key, ts, del(key)))
+			h.mustCommit(ts, ts+1, key)
+			m.commits[key] = append(m.commits[key], modelCommit{commitTS: ts + 1, deleted: true})
+		case 3:
+			h.mustPrewrite(prewriteReq(key, ts, lockOp(key)))
+			h.mustCommit(ts, ts+1, key)
+		default:
+			require.Nil(t, h.rollback(ts, key))
+		}
+	}
+	for _, key := range m.keys[:4] {
+		ts += 2
+		h.mustPrewritePut(key, ts, key, "pending")
+		m.locked[key] = ts
+	}
+	for range 300 {
+		readTS := 10 + rng.Uint64N(ts+4-10)
+		a, b := m.keys[rng.IntN(len(m.keys))], m.keys[rng.IntN(len(m.keys))]
+		start, end := min(a, b), max(a, b)
+		if rng.IntN(4) == 0 {
+			end = ""
+		}
+		reverse, limit := rng.IntN(2) == 0, rng.IntN(6)
+		req := &kvrpcpb.ScanRequest{Version: readTS, StartKey: []byte(start), EndKey: []byte(end), Limit: uint32(limit), Reverse: reverse}
+		if reverse {
+			req.StartKey, req.EndKey = []byte(end), []byte(start)
+		}
+		got := pairStrings(h.scan(req).Pairs)
+		want := m.expect(readTS, start, end, reverse, limit)
+		require.Equal(t, want, got, "scan [%q, %q) at %d, reverse %v, limit %d", start, end, readTS, reverse, limit)
+	}
 }
