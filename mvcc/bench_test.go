@@ -48,8 +48,9 @@ func loadVersions(b *testing.B) (*Store, uint64) {
 }
 
 // BenchmarkScan reads 100 consecutive keys, each with three versions, with
-// one Scan, and, as the peer in the same run, with 100 point Gets: a scan
-// should cost less per key than a point read, which has to seek.
+// one Scan, forward or reverse, and, as the peer in the same run, with 100
+// point Gets: a scan should cost less per key than a point read, which has
+// to seek.
 func BenchmarkScan(b *testing.B) {
 	s, ts := loadVersions(b)
 	ctx := context.Background()
@@ -60,6 +61,17 @@ func BenchmarkScan(b *testing.B) {
 			resp, err := s.Scan(ctx, &kvrpcpb.ScanRequest{Context: &kvrpcpb.Context{}, StartKey: start, Limit: 100, Version: ts})
 			if err != nil || len(resp.Pairs) != 100 {
 				b.Fatalf("scan: %v, %d pairs", err, len(resp.Pairs))
+			}
+			i++
+		}
+	})
+	b.Run("reverse100", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			end := fmt.Appendf(nil, "key%06d", 100+(i*100)%(benchKeys-100))
+			resp, err := s.Scan(ctx, &kvrpcpb.ScanRequest{Context: &kvrpcpb.Context{}, StartKey: end, Limit: 100, Version: ts, Reverse: true})
+			if err != nil || len(resp.Pairs) != 100 {
+				b.Fatalf("reverse scan: %v, %d pairs", err, len(resp.Pairs))
 			}
 			i++
 		}

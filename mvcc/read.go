@@ -326,5 +326,7 @@ func (s *scanCursor) visibleWrite(encoded []byte) (*Write, error) {
 
 // skipVersionsBackward moves the reverse write cursor past every version
 // of encoded. The largest key <= encoded is a version of the previous user
-// key: every version of encoded sorts above encoded itself.
+// key: every version of encoded sorts above encoded itself. Reverse scans
+// seek rather than step: a backward step in a Badger memtable is itself a
+// search from the top of the skiplist (BenchmarkScan/reverse100).
 func (s *scanCursor) skipVersionsBackward(encoded []byte) { s.writes.Seek(encoded) }

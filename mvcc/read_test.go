@@ -204,19 +204,25 @@ func (m *scanModel) expect(ts uint64, start, end string, reverse bool, limit int
 }
 
 // TestScanRandomHistories checks forward and reverse scans against a model
-// over keys with many versions: more than seekBound of them newer than the
-// read, older than it, or Lock and Rollback records in between, so that
-// both the stepping and the seeking paths of the scanner are taken.
+// over keys with from a few to dozens of write records: up to and more than
+// seekBound of them newer than the read, older than it, or Lock and
+// Rollback records in between, so that both the stepping and the seeking
+// paths of the scanner are taken.
 func TestScanRandomHistories(t *testing.T) {
 	rng := testutil.Rand(t)
 	h := newHarness(t)
 	m := &scanModel{commits: map[string][]modelCommit{}, locked: map[string]uint64{}}
-	for i := range 12 {
+	for i := range 20 {
 		m.keys = append(m.keys, fmt.Sprintf("k%02d", i))
 	}
 	ts := uint64(10)
-	for range 400 {
+	for range 300 {
+		// Half of the records go to three hot keys, so that keys have from
+		// a few to dozens of records.
 		key := m.keys[rng.IntN(len(m.keys))]
+		if rng.IntN(2) == 0 {
+			key = m.keys[rng.IntN(3)]
+		}
 		ts += 2
 		switch rng.IntN(5) {
 		case 0, 1:
