@@ -48,6 +48,14 @@
 // publishes in-flight locks in memory, so the chosen timestamp is above
 // every read that could have missed the locks.
 //
+// FLASHBACK CLUSTER runs in TiKV's two phases over a range: PrepareFlashback
+// rolls back the range's locks and locks its first key for the flashback's
+// start_ts (that lock is the persistent mark of a prepared range);
+// Flashback writes, at commit_ts, the value each changed key had at the
+// target version and commits the lock. Unlike TiKV, the store does not
+// refuse other reads and writes of the range meanwhile: TiDB fences its
+// sessions (super_read_only, GC and TTL jobs off) for the flashback.
+//
 // Commands run through a Store, which serialises commands on the same keys
 // with Latches and reads and writes through a Storage: NewStandalone over a
 // local engine, or a replicated implementation.

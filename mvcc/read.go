@@ -283,14 +283,20 @@ func (s *scanCursor) readVersions(encoded []byte) (*Write, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.skipForward(encoded)
+	return write, nil
+}
+
+// skipForward moves the forward write cursor past the versions of encoded
+// it is on: step by step while there are few, then with a seek.
+func (s *scanCursor) skipForward(encoded []byte) {
 	for steps := 0; s.onVersionOf(encoded); steps++ {
 		if steps == seekBound {
 			s.writes.Seek(keyVersionsEnd(encoded))
-			break
+			return
 		}
 		s.writes.Next()
 	}
-	return write, nil
 }
 
 // visibleWrite moves the forward write cursor to the newest Put or Delete

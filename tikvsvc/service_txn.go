@@ -2,6 +2,8 @@ package tikvsvc
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/pingcap/kvproto/pkg/errorpb"
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
@@ -240,4 +242,41 @@ func (s *Service) MvccGetByStartTs(ctx context.Context, req *kvrpcpb.MvccGetBySt
 		return &kvrpcpb.MvccGetByStartTsResponse{Error: err.Error()}, nil
 	}
 	return &kvrpcpb.MvccGetByStartTsResponse{Key: key, Info: info}, nil
+}
+
+// KvPrepareFlashbackToVersion is the first phase of FLASHBACK CLUSTER on the
+// range [start_key, end_key): it rolls back the range's locks and locks its
+// first key for the flashback transaction start_ts. Failures are answered
+// in the response's error, which TiDB retries.
+func (s *Service) KvPrepareFlashbackToVersion(ctx context.Context, req *kvrpcpb.PrepareFlashbackToVersionRequest) (*kvrpcpb.PrepareFlashbackToVersionResponse, error) {
+	if _, regionErr := s.regions.check(req.GetContext()); regionErr != nil {
+		return &kvrpcpb.PrepareFlashbackToVersionResponse{RegionError: regionErr}, nil
+	}
+	err := s.txn.PrepareFlashback(ctx, req.GetStartKey(), req.GetEndKey(), req.GetStartTs(), req.GetVersion())
+	if err != nil {
+		return &kvrpcpb.PrepareFlashbackToVersionResponse{Error: err.Error()}, nil
+	}
+	return &kvrpcpb.PrepareFlashbackToVersionResponse{}, nil
+}
+
+// KvFlashbackToVersion is the second phase: it writes, at commit_ts, the
+// values the range's keys had at version and commits the first key's lock.
+// A range that is not prepared (never, or already flashed back) gets
+// TiKV's FlashbackNotPrepared region error, which TiDB takes as done.
+func (s *Service) KvFlashbackToVersion(ctx context.Context, req *kvrpcpb.FlashbackToVersionRequest) (*kvrpcpb.FlashbackToVersionResponse, error) {
+	region, regionErr := s.regions.check(req.GetContext())
+	if regionErr != nil {
+		return &kvrpcpb.FlashbackToVersionResponse{RegionError: regionErr}, nil
+	}
+	err := s.txn.Flashback(ctx, req.GetStartKey(), req.GetEndKey(), req.GetStartTs(), req.GetCommitTs(), req.GetVersion())
+	switch {
+	case errors.Is(err, mvcc.ErrFlashbackNotPrepared):
+		return &kvrpcpb.FlashbackToVersionResponse{RegionError: &errorpb.Error{
+			Message:              fmt.Sprintf("region %d is not prepared for the flashback", region.GetId()),
+			FlashbackNotPrepared: &errorpb.FlashbackNotPrepared{RegionId: region.GetId()},
+		}}, nil
+	case err != nil:
+		return &kvrpcpb.FlashbackToVersionResponse{Error: err.Error()}, nil
+	}
+	return &kvrpcpb.FlashbackToVersionResponse{}, nil
 }
