@@ -332,10 +332,12 @@ func TestDeadClientLocksAreResolved(t *testing.T) {
 }
 
 // TestLargeTransaction commits 100k keys in one transaction. The client's
-// TTL manager is set to start for this size and to beat twice a second, so
+// TTL manager is set to start for this size and to beat every 50 ms, so
 // the primary lock is kept alive by TxnHeartBeat while the commit runs (the
 // store's metrics count them; the client sends them outside the
-// transaction's interceptors).
+// transaction's interceptors). The manager starts once the primary's batch
+// is prewritten and stops once the primary is committed, which can take
+// less than half a second: a slower beat can miss it altogether.
 func TestLargeTransaction(t *testing.T) {
 	c := startCluster(t)
 	ctx := ctxT(t)
@@ -343,7 +345,7 @@ func TestLargeTransaction(t *testing.T) {
 	restore := config.UpdateGlobal(func(conf *config.Config) { conf.TiKVClient.TTLRefreshedTxnSize = 1 << 20 })
 	defer restore()
 	defer func(ttl uint64) { atomic.StoreUint64(&transaction.ManagedLockTTL, ttl) }(atomic.LoadUint64(&transaction.ManagedLockTTL))
-	atomic.StoreUint64(&transaction.ManagedLockTTL, 1000)
+	atomic.StoreUint64(&transaction.ManagedLockTTL, 100)
 
 	txn, err := cli.Begin()
 	require(t, err, "begin")
