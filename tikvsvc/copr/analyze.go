@@ -56,11 +56,7 @@ func handleAnalyze(p scanParams, req *coprocessor.Request) *coprocessor.Response
 // analyzeFullSampling samples whole rows with TiDB's RowSampleBuilder
 // (statistics v2) and answers with its row collector.
 func analyzeFullSampling(env *evalEnv, p scanParams, ranges []*coprocessor.KeyRange, col *tipb.AnalyzeColumnsReq) ([]byte, error) {
-	cols := col.GetColumnsInfo()
-	if len(cols) == 0 {
-		return nil, fmt.Errorf("analyze request has no columns")
-	}
-	scan, _, err := newTableScan(env, p, scanSpec{columns: cols, primaryIDs: col.GetPrimaryColumnIds()}, ranges)
+	scan, err := scanColumns(env, p, ranges, col)
 	if err != nil {
 		return nil, err
 	}
@@ -116,12 +112,10 @@ func analyzeMixed(env *evalEnv, p scanParams, ranges []*coprocessor.KeyRange, ar
 	return resp.Marshal()
 }
 
+// sampleColumns builds statistics v1's per-column sample collectors and,
+// for an int handle, the handle's histogram.
 func sampleColumns(env *evalEnv, p scanParams, ranges []*coprocessor.KeyRange, col *tipb.AnalyzeColumnsReq) (*tipb.AnalyzeColumnsResp, error) {
-	cols := col.GetColumnsInfo()
-	if len(cols) == 0 {
-		return nil, fmt.Errorf("analyze request has no columns")
-	}
-	scan, _, err := newTableScan(env, p, scanSpec{columns: cols, primaryIDs: col.GetPrimaryColumnIds()}, ranges)
+	scan, err := scanColumns(env, p, ranges, col)
 	if err != nil {
 		return nil, err
 	}
@@ -135,8 +129,8 @@ func sampleColumns(env *evalEnv, p scanParams, ranges []*coprocessor.KeyRange, c
 		CMSketchDepth:   col.GetCmsketchDepth(),
 		CMSketchWidth:   col.GetCmsketchWidth(),
 	}
-	if cols[0].GetPkHandle() {
-		builder.PkBuilder = statistics.NewSortedBuilder(env.sc, col.GetBucketSize(), cols[0].GetColumnId(),
+	if first := col.GetColumnsInfo()[0]; first.GetPkHandle() {
+		builder.PkBuilder = statistics.NewSortedBuilder(env.sc, col.GetBucketSize(), first.GetColumnId(),
 			types.NewFieldType(mysql.TypeBlob), statsVersion(col.Version))
 		sampled = sampled[1:]
 	}
@@ -164,6 +158,17 @@ func statsVersion(v *int32) int {
 		return statistics.Version1
 	}
 	return int(*v)
+}
+
+// scanColumns starts the table scan that reads the columns an analyze
+// request asks for.
+func scanColumns(env *evalEnv, p scanParams, ranges []*coprocessor.KeyRange, col *tipb.AnalyzeColumnsReq) (*tableScan, error) {
+	cols := col.GetColumnsInfo()
+	if len(cols) == 0 {
+		return nil, fmt.Errorf("analyze request has no columns")
+	}
+	scan, _, err := newTableScan(env, p, scanSpec{columns: cols, primaryIDs: col.GetPrimaryColumnIds()}, ranges)
+	return scan, err
 }
 
 func stringCollators(fts []*types.FieldType) []collate.Collator {
