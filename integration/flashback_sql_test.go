@@ -13,12 +13,7 @@ func TestTiDBFlashbackCluster(t *testing.T) {
 	c := startCluster(t)
 	db := c.startTiDB(t)
 	ctx := ctxT(t)
-	mustExec := func(query string, args ...any) {
-		t.Helper()
-		if _, err := db.ExecContext(ctx, query, args...); err != nil {
-			t.Fatalf("%s: %v", query, err)
-		}
-	}
+	mustExec := mustExecOn(t, ctx, db)
 	mustExec("CREATE TABLE test.f (id INT PRIMARY KEY, v INT, s VARCHAR(300), KEY kv (v))")
 	mustExec("INSERT INTO test.f VALUES (1, 1, 'a'), (2, 2, REPEAT('x', 300)), (3, 3, 'c')")
 	time.Sleep(1500 * time.Millisecond)

@@ -24,6 +24,17 @@ func (c *cluster) startTiDB(t *testing.T) *sql.DB {
 	return waitMySQL(t, port, dir)
 }
 
+// mustExecOn returns a function that runs a statement on db and fails the
+// test if it fails.
+func mustExecOn(t *testing.T, ctx context.Context, db *sql.DB) func(query string, args ...any) {
+	return func(query string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, query, args...); err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+	}
+}
+
 // waitMySQL opens a pool to the TiDB on port once it answers SELECT 1.
 func waitMySQL(t *testing.T, port int, logDir string) *sql.DB {
 	t.Helper()
@@ -52,12 +63,7 @@ func TestTiDBOnTinyKV(t *testing.T) {
 	c := startCluster(t)
 	db := c.startTiDB(t)
 	ctx := ctxT(t)
-	exec := func(query string, args ...any) {
-		t.Helper()
-		if _, err := db.ExecContext(ctx, query, args...); err != nil {
-			t.Fatalf("%s: %v", query, err)
-		}
-	}
+	exec := mustExecOn(t, ctx, db)
 	exec("CREATE DATABASE shop")
 	exec("CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(32), price DECIMAL(10,2), qty INT, KEY by_name (name))")
 	for i := 1; i <= 50; i++ {
@@ -117,12 +123,7 @@ func TestTiDBStatementsThatReachTheStore(t *testing.T) {
 	c := startCluster(t)
 	db := c.startTiDB(t)
 	ctx := ctxT(t)
-	mustExec := func(query string) {
-		t.Helper()
-		if _, err := db.ExecContext(ctx, query); err != nil {
-			t.Fatalf("%s: %v", query, err)
-		}
-	}
+	mustExec := mustExecOn(t, ctx, db)
 	mustExec("CREATE TABLE test.t (id INT PRIMARY KEY, k INT, s VARCHAR(20), UNIQUE KEY uk (k), KEY ks (s))")
 	mustExec("INSERT INTO test.t VALUES (1, 10, 'a'), (2, 20, 'b'), (3, 30, 'c'), (4, 40, 'd')")
 	mustExec("ANALYZE TABLE test.t")
