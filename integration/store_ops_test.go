@@ -219,23 +219,9 @@ func TestSafeTS(t *testing.T) {
 	c := startCluster(t)
 	ctx := ctxT(t)
 	s := c.storeClient(t)
-	safeTS := func() uint64 {
-		resp, err := s.tikv.GetStoreSafeTS(ctx, &kvrpcpb.StoreSafeTSRequest{KeyRange: &kvrpcpb.KeyRange{}})
-		require(t, err, "get store safe ts")
-		return resp.GetSafeTs()
-	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+	safeTS := func() uint64 { return s.safeTS(t, ctx) }
 	before := c.tso(t, ctx)
-	waitFor("safe ts to pass a fresh timestamp", func() bool { return safeTS() > before })
+	waitFor(t, "safe ts to pass a fresh timestamp", func() bool { return safeTS() > before })
 
 	start := c.tso(t, ctx)
 	s.prewrite(t, ctx, start, []byte("pending"), 60_000, kvPut("pending", "v"))
@@ -252,7 +238,68 @@ func TestSafeTS(t *testing.T) {
 	if rb.GetError() != nil {
 		t.Fatalf("rollback: %v", rb.GetError())
 	}
-	waitFor("safe ts to pass the rolled-back lock", func() bool { return safeTS() > start })
+	waitFor(t, "safe ts to pass the rolled-back lock", func() bool { return safeTS() > start })
+}
+
+// TestPipelinedLocksAndSafeTS: a pipelined-DML lock holds the safe ts
+// below its start ts until the client broadcasts the transaction's status;
+// then only up to its min_commit_ts while it runs, and not at all once it
+// is committed, though its secondary locks are still being resolved.
+func TestPipelinedLocksAndSafeTS(t *testing.T) {
+	c := startCluster(t)
+	ctx := ctxT(t)
+	s := c.storeClient(t)
+	broadcast := func(status *kvrpcpb.TxnStatus) {
+		t.Helper()
+		_, err := s.tikv.BroadcastTxnStatus(ctx, &kvrpcpb.BroadcastTxnStatusRequest{
+			Context: s.ctx, TxnStatus: []*kvrpcpb.TxnStatus{status}})
+		require(t, err, "broadcast txn status")
+	}
+	start := c.tso(t, ctx)
+	flush, err := s.tikv.KvFlush(ctx, &kvrpcpb.FlushRequest{
+		Context: s.ctx, Mutations: []*kvrpcpb.Mutation{kvPut("pk", "1"), kvPut("sk", "2")},
+		PrimaryKey: []byte("pk"), StartTs: start, MinCommitTs: start + 1, Generation: 1, LockTtl: 60_000})
+	require(t, err, "flush")
+	if flush.GetRegionError() != nil || len(flush.GetErrors()) > 0 {
+		t.Fatalf("flush: %v %v", flush.GetRegionError(), flush.GetErrors())
+	}
+	buffered, err := s.tikv.KvBufferBatchGet(ctx, &kvrpcpb.BufferBatchGetRequest{
+		Context: s.ctx, Keys: [][]byte{[]byte("sk"), []byte("pk"), []byte("none")}, Version: start})
+	require(t, err, "buffer batch get")
+	if pairs := buffered.GetPairs(); len(pairs) != 2 || string(pairs[0].GetValue()) != "1" || string(pairs[1].GetValue()) != "2" {
+		t.Fatalf("buffer batch get: %v", buffered)
+	}
+
+	time.Sleep(2500 * time.Millisecond)
+	if got := s.safeTS(t, ctx); got >= start {
+		t.Fatalf("safe ts %d passed a pipelined lock of %d nobody reported on", got, start)
+	}
+	minCommit := c.tso(t, ctx)
+	broadcast(&kvrpcpb.TxnStatus{StartTs: start, MinCommitTs: minCommit})
+	waitFor(t, "safe ts to pass the running transaction's start ts", func() bool { return s.safeTS(t, ctx) >= start })
+	time.Sleep(2500 * time.Millisecond)
+	if got := s.safeTS(t, ctx); got >= minCommit {
+		t.Fatalf("safe ts %d passed the running transaction's min_commit_ts %d", got, minCommit)
+	}
+
+	commitTS := c.tso(t, ctx)
+	s.commit(t, ctx, start, commitTS, []byte("pk"))
+	broadcast(&kvrpcpb.TxnStatus{StartTs: start, MinCommitTs: minCommit, CommitTs: commitTS})
+	waitFor(t, "safe ts to pass the committed transaction", func() bool { return s.safeTS(t, ctx) > commitTS })
+	if locks := c.scanLocks(t, ctx); len(locks) != 1 || string(locks[0].GetKey()) != "sk" {
+		t.Fatalf("the secondary lock should still be there: %v", locks)
+	}
+	resolved, err := s.tikv.KvResolveLock(ctx, &kvrpcpb.ResolveLockRequest{Context: s.ctx, StartVersion: start, CommitVersion: commitTS})
+	require(t, err, "resolve lock")
+	if resolved.GetError() != nil {
+		t.Fatalf("resolve lock: %v", resolved.GetError())
+	}
+	broadcast(&kvrpcpb.TxnStatus{StartTs: start, CommitTs: commitTS, IsCompleted: true})
+	get, err := s.tikv.KvGet(ctx, &kvrpcpb.GetRequest{Context: s.ctx, Key: []byte("sk"), Version: c.tso(t, ctx)})
+	require(t, err, "get")
+	if string(get.GetValue()) != "2" {
+		t.Fatalf("committed secondary: %v", get)
+	}
 }
 
 func pdMinResolvedTS(t *testing.T, c *cluster) uint64 {

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
 	"github.com/pingcap/kvproto/pkg/tikvpb"
@@ -86,5 +87,26 @@ func (s *storeClient) commit(t *testing.T, ctx context.Context, startTS, commitT
 	require(t, err, "commit")
 	if resp.GetRegionError() != nil || resp.GetError() != nil {
 		t.Fatalf("commit: %v %v", resp.GetRegionError(), resp.GetError())
+	}
+}
+
+// safeTS is the store's safe ts for stale reads.
+func (s *storeClient) safeTS(t *testing.T, ctx context.Context) uint64 {
+	t.Helper()
+	resp, err := s.tikv.GetStoreSafeTS(ctx, &kvrpcpb.StoreSafeTSRequest{KeyRange: &kvrpcpb.KeyRange{}})
+	require(t, err, "get store safe ts")
+	return resp.GetSafeTs()
+}
+
+// waitFor polls cond every 100 ms and fails the test if it does not hold
+// within 15 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/tikv/client-go/v2/config"
 	tikverr "github.com/tikv/client-go/v2/error"
 	"github.com/tikv/client-go/v2/kv"
+	"github.com/tikv/client-go/v2/tikv"
 	"github.com/tikv/client-go/v2/tikvrpc"
 	"github.com/tikv/client-go/v2/tikvrpc/interceptor"
 	"github.com/tikv/client-go/v2/txnkv"
@@ -543,5 +544,68 @@ func TestStoreRestartKeepsAcknowledgedWrites(t *testing.T) {
 	})
 	if missing > 0 {
 		t.Fatalf("%d of %d acknowledged writes lost; first error: %v", missing, acked.Load(), firstErr)
+	}
+}
+
+// TestPipelinedTransaction: a pipelined-DML transaction (client-go's
+// pipelined memdb) writes its buffer to the store in flushes while it runs,
+// reads back what it flushed, overwrites flushed keys in a later
+// generation, and commits by its primary and a range resolve.
+func TestPipelinedTransaction(t *testing.T) {
+	c := startCluster(t)
+	ctx := ctxT(t)
+	cli := c.txnClient()
+	setup, err := cli.Begin()
+	require(t, err, "begin")
+	require(t, setup.Set([]byte("pipe/old"), []byte("committed")), "set")
+	require(t, setup.Commit(ctx), "commit setup")
+
+	txn, err := cli.Begin(tikv.WithPipelinedMemDB())
+	require(t, err, "begin pipelined")
+	long := bytes.Repeat([]byte("L"), 300)
+	for i := range 100 {
+		require(t, txn.Set([]byte(fmt.Sprintf("pipe/%03d", i)), []byte(fmt.Sprintf("v%d", i))), "set")
+	}
+	require(t, txn.Set([]byte("pipe/long"), long), "set long")
+	require(t, txn.Delete([]byte("pipe/old")), "delete")
+	flushNow := func() {
+		t.Helper()
+		flushed, err := txn.GetMemBuffer().Flush(true)
+		require(t, err, "flush")
+		if !flushed {
+			t.Fatalf("a forced flush did not start")
+		}
+		require(t, txn.GetMemBuffer().FlushWait(), "flush wait")
+	}
+	flushNow()
+	if got, err := txn.Get(ctx, []byte("pipe/007")); err != nil || string(got) != "v7" {
+		t.Fatalf("read back a flushed key: %q %v", got, err)
+	}
+	if _, err := txn.Get(ctx, []byte("pipe/old")); !tikverr.IsErrNotFound(err) {
+		t.Fatalf("a flushed delete reads as %v, want not found", err)
+	}
+	require(t, txn.Set([]byte("pipe/long"), []byte("short now")), "overwrite")
+	require(t, txn.Set([]byte("pipe/007"), long), "overwrite")
+	flushNow()
+	got, err := txn.BatchGet(ctx, [][]byte{[]byte("pipe/long"), []byte("pipe/007"), []byte("pipe/050")})
+	require(t, err, "batch get")
+	if string(got["pipe/long"]) != "short now" || !bytes.Equal(got["pipe/007"], long) || string(got["pipe/050"]) != "v50" {
+		t.Fatalf("read back the second generation: %q", got)
+	}
+	require(t, txn.Commit(ctx), "commit pipelined")
+
+	waitFor(t, "the flushed locks to be resolved", func() bool { return len(c.scanLocks(t, ctx)) == 0 })
+	reader, err := cli.Begin()
+	require(t, err, "begin reader")
+	values, err := reader.BatchGet(ctx, [][]byte{[]byte("pipe/000"), []byte("pipe/007"), []byte("pipe/099"), []byte("pipe/long"), []byte("pipe/old")})
+	require(t, err, "read committed")
+	if string(values["pipe/000"]) != "v0" || !bytes.Equal(values["pipe/007"], long) || string(values["pipe/099"]) != "v99" ||
+		string(values["pipe/long"]) != "short now" || values["pipe/old"] != nil {
+		t.Fatalf("committed pipelined values: %q", values)
+	}
+	for _, rpc := range []string{"KvFlush", "KvBufferBatchGet", "BroadcastTxnStatus"} {
+		if c.metric(t, `tikv_grpc_msg_total{type="`+rpc+`"}`) == 0 {
+			t.Fatalf("the store served no %s", rpc)
+		}
 	}
 }

@@ -48,6 +48,13 @@
 // publishes in-flight locks in memory, so the chosen timestamp is above
 // every read that could have missed the locks.
 //
+// Pipelined DML (TiDB's tidb_dml_type = 'bulk') writes a transaction's
+// buffer while it runs: Flush is an optimistic prewrite whose locks carry a
+// generation, so a key flushed again is replaced by the later generation
+// and a late retry of an earlier one changes nothing; BufferBatchGet reads
+// the transaction's own locks back. The client commits the primary, then
+// resolves the other locks by range (ResolveLock).
+//
 // FLASHBACK CLUSTER runs in TiKV's two phases over a range: PrepareFlashback
 // rolls back the range's locks and locks its first key for the flashback's
 // start_ts (that lock is the persistent mark of a prepared range);

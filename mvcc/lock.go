@@ -189,6 +189,12 @@ func (l *Lock) decodeField(r *recordReader, flag byte) {
 // transaction.
 func (l *Lock) IsPessimisticTxn() bool { return l.ForUpdateTS != 0 }
 
+// hasLongValue reports whether the lock is a Put whose value is in
+// CfDefault at its start_ts; false for a nil lock.
+func (l *Lock) hasLongValue() bool {
+	return l != nil && l.Type == LockTypePut && l.ShortValue == nil
+}
+
 // Op returns the kvrpcpb operation of the lock type.
 func (l *Lock) Op() kvrpcpb.Op {
 	switch l.Type {

@@ -24,34 +24,46 @@ import (
 // a non-zero max_commit_ts the prewrite falls back to normal 2PC locks and
 // returns min_commit_ts = one_pc_commit_ts = 0.
 func (s *Store) Prewrite(ctx context.Context, req *kvrpcpb.PrewriteRequest) (*kvrpcpb.PrewriteResponse, error) {
-	keys := make([][]byte, len(req.GetMutations()))
-	for i, m := range req.GetMutations() {
-		keys[i] = m.GetKey()
-	}
-	guard := s.latches.Acquire(keys)
-	defer guard.Release()
-
 	p := &prewriter{req: req, cm: s.cm}
+	keyErrs, err := s.prewrite(ctx, p)
+	switch {
+	case err != nil:
+		return nil, err
+	case len(keyErrs) > 0:
+		return &kvrpcpb.PrewriteResponse{Errors: keyErrs}, nil
+	case p.committedTS != 0:
+		return p.committedResponse(), nil
+	}
+	return p.response(), nil
+}
+
+// prewrite runs p under the latches of its keys: it checks every mutation
+// and, if all pass and the transaction is not found committed already,
+// writes the locks (or the 1PC commit records). It returns the KeyErrors
+// that fail the prewrite, or a storage error.
+func (s *Store) prewrite(ctx context.Context, p *prewriter) ([]*kvrpcpb.KeyError, error) {
+	guard := s.latches.Acquire(MutationKeys(p.req.GetMutations()))
+	defer guard.Release()
 	var keyErrs []*kvrpcpb.KeyError
 	err := s.withReader(ctx, func(r *Reader) (err error) {
 		keyErrs, err = p.checkMutations(r)
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	if len(keyErrs) > 0 {
-		return &kvrpcpb.PrewriteResponse{Errors: keyErrs}, nil
-	}
-	if p.committedTS != 0 {
-		return p.committedResponse(), nil
+	if err != nil || len(keyErrs) > 0 || p.committedTS != 0 {
+		return keyErrs, err
 	}
 	memLocks := p.chooseCommitTS()
 	defer memLocks.release()
-	if err := s.storage.Write(ctx, p.modifies()); err != nil {
-		return nil, err
+	return nil, s.storage.Write(ctx, p.modifies())
+}
+
+// MutationKeys returns the keys of mutations, in order.
+func MutationKeys(mutations []*kvrpcpb.Mutation) [][]byte {
+	keys := make([][]byte, len(mutations))
+	for i, m := range mutations {
+		keys[i] = m.GetKey()
 	}
-	return p.response(), nil
+	return keys
 }
 
 // prewriter carries one Prewrite command through its phases.
@@ -71,6 +83,10 @@ type prewriter struct {
 	// committedTS is non-zero when the transaction turned out to be
 	// committed already (at that timestamp): nothing is written.
 	committedTS uint64
+	// generation is a pipelined-DML flush's generation (see Flush); 0 for
+	// a prewrite. A flush replaces its transaction's locks of lower
+	// generations and leaves those of higher ones.
+	generation uint64
 }
 
 // plannedLock is the lock one mutation will write.
@@ -82,6 +98,10 @@ type plannedLock struct {
 	// replacesPessimisticLock: the key holds this transaction's pessimistic
 	// lock, which 1PC must delete.
 	replacesPessimisticLock bool
+	// dropsLongValue: the lock replaces a flushed Put lock of this
+	// transaction whose value is in CfDefault at start_ts, and has no long
+	// value to put there instead, so the stale value is deleted.
+	dropsLongValue bool
 }
 
 func (p *prewriter) startTS() uint64 { return p.req.GetStartVersion() }
@@ -149,7 +169,7 @@ func (p *prewriter) alreadyCommitted(r *Reader, key []byte) (bool, error) {
 // if it needs a lock, adds it to planned.
 func (p *prewriter) checkMutation(r *Reader, m *kvrpcpb.Mutation, action kvrpcpb.PrewriteRequest_PessimisticAction) error {
 	encoded := EncodeKey(m.GetKey())
-	state, err := p.examineLock(r, encoded, m.GetKey(), action)
+	state, err := p.examineLock(r, encoded, m, action)
 	if err != nil || state.done {
 		return err
 	}
@@ -164,8 +184,12 @@ func (p *prewriter) checkMutation(r *Reader, m *kvrpcpb.Mutation, action kvrpcpb
 		p.cm.UpdateMaxTS(p.startTS())
 		return nil
 	}
-	if err := p.checkAssertion(r, encoded, m, newest); err != nil {
-		return err
+	if state.flushed == nil {
+		// A key is asserted once per transaction: a later flush of it may
+		// carry an assertion made after the earlier flush changed it.
+		if err := p.checkAssertion(r, encoded, m, newest); err != nil {
+			return err
+		}
 	}
 	return p.planLock(encoded, m, state)
 }
@@ -194,20 +218,26 @@ type keyState struct {
 	pessimisticLocked bool
 	// stored is this transaction's pessimistic lock on the key, if any.
 	stored *Lock
+	// flushed is this transaction's lock from an earlier flush, which a
+	// flush of a higher generation replaces.
+	flushed *Lock
 }
 
 // examineLock checks the key's lock against the transaction.
-func (p *prewriter) examineLock(r *Reader, encoded, key []byte, action kvrpcpb.PrewriteRequest_PessimisticAction) (keyState, error) {
+func (p *prewriter) examineLock(r *Reader, encoded []byte, m *kvrpcpb.Mutation, action kvrpcpb.PrewriteRequest_PessimisticAction) (keyState, error) {
 	existing, err := r.loadLockEncoded(encoded)
 	if err != nil {
 		return keyState{}, err
 	}
+	key := m.GetKey()
 	switch {
 	case existing != nil && existing.StartTS != p.startTS():
 		if action == kvrpcpb.PrewriteRequest_DO_PESSIMISTIC_CHECK {
 			return keyState{}, errAbort(ErrPessimisticLockNotFound, "start_ts %d key %q locked by %d", p.startTS(), key, existing.StartTS)
 		}
 		return keyState{}, errKeyIsLocked(existing.LockInfo(key))
+	case existing != nil && existing.Type != LockTypePessimistic && p.generation > 0:
+		return p.examineFlushedLock(existing, m)
 	case existing != nil && existing.Type != LockTypePessimistic:
 		p.existingMinCommitTS = max(p.existingMinCommitTS, existing.MinCommitTS)
 		p.existingIs2PC = p.existingIs2PC || !existing.UseAsyncCommit
@@ -222,6 +252,22 @@ func (p *prewriter) examineLock(r *Reader, encoded, key []byte, action kvrpcpb.P
 	default:
 		return keyState{}, nil
 	}
+}
+
+// examineFlushedLock checks a flush's key that holds a lock of the same
+// transaction (TiKV's check_lock with a generation). A lock of the same or
+// a later generation is newer than this flush (a retried request), so the
+// key is left alone. An Insert or CheckNotExists fails on a key an earlier
+// flush put. Otherwise this flush replaces the lock.
+func (p *prewriter) examineFlushedLock(existing *Lock, m *kvrpcpb.Mutation) (keyState, error) {
+	shouldNotExist := m.GetOp() == kvrpcpb.Op_Insert || m.GetOp() == kvrpcpb.Op_CheckNotExists
+	switch {
+	case existing.Generation >= p.generation:
+		return keyState{done: true}, nil
+	case existing.Generation > 0 && existing.Type == LockTypePut && shouldNotExist:
+		return keyState{}, errAlreadyExist(m.GetKey())
+	}
+	return keyState{flushed: existing}, nil
 }
 
 // needsConstraintCheck reports whether a key without this transaction's
@@ -333,6 +379,7 @@ func (p *prewriter) planLock(encoded []byte, m *kvrpcpb.Mutation, state keyState
 		ForUpdateTS: p.req.GetForUpdateTs(),
 		TxnSize:     p.req.GetTxnSize(),
 		MinCommitTS: p.req.GetMinCommitTs(),
+		Generation:  p.generation,
 	}
 	if state.stored != nil {
 		lock.TTL = max(lock.TTL, state.stored.TTL)
@@ -350,6 +397,7 @@ func (p *prewriter) planLock(encoded []byte, m *kvrpcpb.Mutation, state keyState
 	default:
 		return errAbort(ErrInvalidRequest, "prewrite of %q with op %v", m.GetKey(), m.GetOp())
 	}
+	planned.dropsLongValue = state.flushed.hasLongValue() && planned.longValue == nil
 	lock.UseAsyncCommit = p.req.GetUseAsyncCommit()
 	if lock.UseAsyncCommit && bytes.Equal(m.GetKey(), p.req.GetPrimaryLock()) {
 		lock.Secondaries = p.req.GetSecondaries()
@@ -413,6 +461,9 @@ func (p *prewriter) modifies() []Modify {
 	for _, pl := range p.planned {
 		if pl.longValue != nil {
 			t.putValue(pl.encoded, p.startTS(), pl.longValue)
+		}
+		if pl.dropsLongValue {
+			t.deleteValue(pl.encoded, p.startTS())
 		}
 		if !p.isOnePC() {
 			t.putLock(pl.encoded, pl.lock)

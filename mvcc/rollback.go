@@ -112,7 +112,7 @@ func rollbackLock(r *Reader, t *txn, encoded, key []byte, lock *Lock, collapse b
 		t.unlock(encoded)
 		return nil
 	}
-	if lock.Type == LockTypePut && lock.ShortValue == nil {
+	if lock.hasLongValue() {
 		t.deleteValue(encoded, lock.StartTS)
 	}
 	protected := lock.IsPessimisticTxn() && bytes.Equal(key, lock.Primary)

@@ -213,5 +213,28 @@ func (s *Store) ScanLock(ctx context.Context, req *kvrpcpb.ScanLockRequest) (*kv
 	return &kvrpcpb.ScanLockResponse{Error: keyErr, Locks: infos}, nil
 }
 
+// ForEachLock calls fn with every lock whose start_ts is at most
+// maxVersion: first the in-memory locks of async-commit and 1PC prewrites
+// being written, then the stored ones. A lock may be seen twice.
+func (s *Store) ForEachLock(ctx context.Context, maxVersion uint64, fn func(*Lock)) error {
+	visit := func(l *Lock) bool {
+		if l.StartTS <= maxVersion {
+			fn(l)
+		}
+		return false
+	}
+	err := s.cm.CheckRange(nil, nil, func(_ []byte, l *Lock) error {
+		visit(l)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.withReader(ctx, func(r *Reader) error {
+		_, err := r.ScanLocks(nil, nil, 0, visit)
+		return err
+	})
+}
+
 // Storage returns the Storage the Store reads and writes.
 func (s *Store) Storage() Storage { return s.storage }

@@ -24,7 +24,9 @@ type tsSource interface {
 // below it. It is max_ts-based, like a read: the store first raises max_ts
 // to a fresh timestamp T (so async-commit and 1PC prewrites from then on
 // commit above T), then takes the smallest start_ts of the locks present
-// (in memory and stored); safe ts = min(T, that start_ts - 1).
+// (in memory and stored); safe ts = min(T, that start_ts - 1). Locks of
+// pipelined-DML transactions count as their min_commit_ts instead, when
+// clients broadcast it (txnStatusCache).
 type resolvedTS struct {
 	svc     *Service
 	pd      tsSource
@@ -69,25 +71,18 @@ func (r *resolvedTS) advance(ctx context.Context) error {
 	return r.pd.ReportMinResolvedTS(ctx, r.storeID, r.svc.safeTS.Load())
 }
 
-// oldestLock returns the smallest start_ts of any lock at or below ts, in
-// memory or stored; MaxUint64 if there is none.
+// oldestLock returns the smallest ts that a lock at or below ts holds the
+// safe ts under, in memory or stored: its start_ts, or for a pipelined-DML
+// transaction what the txn status cache knows (see txnStatusCache). It
+// returns MaxUint64 if no lock bounds the safe ts.
 func (r *resolvedTS) oldestLock(ctx context.Context, ts uint64) (uint64, error) {
 	oldest := uint64(math.MaxUint64)
-	err := r.svc.txn.ConcurrencyManager().CheckRange(nil, nil, func(_ []byte, lock *mvcc.Lock) error {
-		oldest = min(oldest, lock.StartTS)
-		return nil
+	err := r.svc.txn.ForEachLock(ctx, ts, func(lock *mvcc.Lock) {
+		if bound, ok := r.svc.txnStatus.lockBound(lock.StartTS, lock.Generation); ok {
+			oldest = min(oldest, bound)
+		}
 	})
-	if err != nil {
-		return 0, err
-	}
-	resp, err := r.svc.txn.ScanLock(ctx, &kvrpcpb.ScanLockRequest{MaxVersion: ts})
-	if err != nil {
-		return 0, err
-	}
-	for _, lock := range resp.GetLocks() {
-		oldest = min(oldest, lock.GetLockVersion())
-	}
-	return oldest, nil
+	return oldest, err
 }
 
 // GetStoreSafeTS reports the store's safe ts for stale reads.

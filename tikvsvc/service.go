@@ -36,6 +36,8 @@ type Service struct {
 	// safeTS is the store's safe ts for stale reads (see resolvedTS); it
 	// never decreases.
 	safeTS atomic.Uint64
+	// txnStatus holds the broadcast statuses of pipelined-DML transactions.
+	txnStatus *txnStatusCache
 }
 
 // ServiceConfig holds what a Service needs.
@@ -69,12 +71,13 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		return nil, err
 	}
 	return &Service{
-		log:     cfg.Logger,
-		regions: newRegions(cfg.StoreID, cfg.Regions...),
-		raw:     &rawStore{storage: cfg.Storage, latches: mvcc.NewLatches(latchSlots), now: cfg.Now},
-		txn:     mvcc.NewStore(cfg.Storage, mvcc.NewConcurrencyManager(cfg.InitialMaxTS)),
-		waiter:  newLockWaiter(cfg.Now),
-		staged:  staged,
+		log:       cfg.Logger,
+		regions:   newRegions(cfg.StoreID, cfg.Regions...),
+		raw:       &rawStore{storage: cfg.Storage, latches: mvcc.NewLatches(latchSlots), now: cfg.Now},
+		txn:       mvcc.NewStore(cfg.Storage, mvcc.NewConcurrencyManager(cfg.InitialMaxTS)),
+		waiter:    newLockWaiter(cfg.Now),
+		staged:    staged,
+		txnStatus: newTxnStatusCache(cfg.Now),
 	}, nil
 }
 

@@ -35,12 +35,14 @@ func txnCall[Req contextual, Resp any](s *Service, ctx context.Context, req Req,
 	return resp, nil
 }
 
-func mutationKeys(mutations []*kvrpcpb.Mutation) [][]byte {
-	keys := make([][]byte, len(mutations))
-	for i, m := range mutations {
-		keys[i] = m.GetKey()
+// mutationsSize is the bytes of the keys and values of mutations, the size
+// of the raft entry they would make.
+func mutationsSize(mutations []*kvrpcpb.Mutation) int {
+	size := 0
+	for _, m := range mutations {
+		size += len(m.GetKey()) + len(m.GetValue())
 	}
-	return keys
+	return size
 }
 
 func (s *Service) KvGet(ctx context.Context, req *kvrpcpb.GetRequest) (*kvrpcpb.GetResponse, error) {
@@ -59,15 +61,30 @@ func (s *Service) KvScan(ctx context.Context, req *kvrpcpb.ScanRequest) (*kvrpcp
 }
 
 func (s *Service) KvPrewrite(ctx context.Context, req *kvrpcpb.PrewriteRequest) (*kvrpcpb.PrewriteResponse, error) {
-	size := 0
-	for _, m := range req.GetMutations() {
-		size += len(m.GetKey()) + len(m.GetValue())
-	}
-	if regionErr := entryTooLarge(req.GetContext().GetRegionId(), size); regionErr != nil {
+	if regionErr := entryTooLarge(req.GetContext().GetRegionId(), mutationsSize(req.GetMutations())); regionErr != nil {
 		return &kvrpcpb.PrewriteResponse{RegionError: regionErr}, nil
 	}
-	return txnCall(s, ctx, req, mutationKeys(req.GetMutations()), s.txn.Prewrite,
+	return txnCall(s, ctx, req, mvcc.MutationKeys(req.GetMutations()), s.txn.Prewrite,
 		func(e *errorpb.Error) *kvrpcpb.PrewriteResponse { return &kvrpcpb.PrewriteResponse{RegionError: e} })
+}
+
+// KvFlush writes a batch of a pipelined-DML transaction's buffer as locks
+// of one generation (mvcc.Store.Flush).
+func (s *Service) KvFlush(ctx context.Context, req *kvrpcpb.FlushRequest) (*kvrpcpb.FlushResponse, error) {
+	if regionErr := entryTooLarge(req.GetContext().GetRegionId(), mutationsSize(req.GetMutations())); regionErr != nil {
+		return &kvrpcpb.FlushResponse{RegionError: regionErr}, nil
+	}
+	return txnCall(s, ctx, req, mvcc.MutationKeys(req.GetMutations()), s.txn.Flush,
+		func(e *errorpb.Error) *kvrpcpb.FlushResponse { return &kvrpcpb.FlushResponse{RegionError: e} })
+}
+
+// KvBufferBatchGet reads back what a pipelined-DML transaction flushed
+// (mvcc.Store.BufferBatchGet).
+func (s *Service) KvBufferBatchGet(ctx context.Context, req *kvrpcpb.BufferBatchGetRequest) (*kvrpcpb.BufferBatchGetResponse, error) {
+	return txnCall(s, ctx, req, req.GetKeys(), s.txn.BufferBatchGet,
+		func(e *errorpb.Error) *kvrpcpb.BufferBatchGetResponse {
+			return &kvrpcpb.BufferBatchGetResponse{RegionError: e}
+		})
 }
 
 func (s *Service) KvCommit(ctx context.Context, req *kvrpcpb.CommitRequest) (*kvrpcpb.CommitResponse, error) {
@@ -142,7 +159,7 @@ func (s *Service) KvPessimisticLock(ctx context.Context, req *kvrpcpb.Pessimisti
 	deadline := s.raw.now().Add(lockWaitTimeout(req.GetWaitTimeout()))
 	for {
 		seen := s.waiter.currentGeneration()
-		resp, err := txnCall(s, ctx, req, mutationKeys(req.GetMutations()), s.txn.PessimisticLock,
+		resp, err := txnCall(s, ctx, req, mvcc.MutationKeys(req.GetMutations()), s.txn.PessimisticLock,
 			func(e *errorpb.Error) *kvrpcpb.PessimisticLockResponse {
 				return &kvrpcpb.PessimisticLockResponse{RegionError: e}
 			})
