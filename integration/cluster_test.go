@@ -28,10 +28,16 @@ type cluster struct {
 
 func startCluster(t *testing.T, storeArgs ...string) *cluster {
 	t.Helper()
+	return startClusterWith(t, nil, storeArgs)
+}
+
+// startClusterWith starts a cluster whose PD and store get extra flags.
+func startClusterWith(t *testing.T, pdArgs, storeArgs []string) *cluster {
+	t.Helper()
 	c := &cluster{
 		t:         t,
 		storeArgs: storeArgs,
-		pd:        startPDProcess(t, t.TempDir(), hostPort(testutil.FreePort(t)), hostPort(testutil.FreePort(t))),
+		pd:        startPDProcess(t, t.TempDir(), hostPort(testutil.FreePort(t)), hostPort(testutil.FreePort(t)), pdArgs...),
 		storeDir:  t.TempDir(),
 		addr:      hostPort(testutil.FreePort(t)),
 		status:    hostPort(testutil.FreePort(t)),

@@ -25,19 +25,21 @@ import (
 type pdProcess struct {
 	*process
 	dir, client, peer string
+	// extraArgs are further flags of the process.
+	extraArgs []string
 }
 
-func startPDProcess(t *testing.T, dir, client, peer string) *pdProcess {
+func startPDProcess(t *testing.T, dir, client, peer string, extraArgs ...string) *pdProcess {
 	t.Helper()
-	p := startProcess(t, "tinyscheduler-server",
-		"--name", "pd-it", "--data-dir", dir,
-		"--client-urls", "http://"+client, "--peer-urls", "http://"+peer)
+	args := append([]string{"--name", "pd-it", "--data-dir", dir,
+		"--client-urls", "http://" + client, "--peer-urls", "http://" + peer}, extraArgs...)
+	p := startProcess(t, "tinyscheduler-server", args...)
 	waitHTTP(t, "http://"+client+"/pd/api/v1/status")
-	return &pdProcess{process: p, dir: dir, client: client, peer: peer}
+	return &pdProcess{process: p, dir: dir, client: client, peer: peer, extraArgs: extraArgs}
 }
 
 func (p *pdProcess) restart(t *testing.T) *pdProcess {
-	return startPDProcess(t, p.dir, p.client, p.peer)
+	return startPDProcess(t, p.dir, p.client, p.peer, p.extraArgs...)
 }
 
 func stockPD(t *testing.T, addr string) pd.Client {
@@ -172,7 +174,7 @@ filename = %q
 	require(t, p.stop(), "stop")
 	logged, err := os.ReadFile(logFile)
 	require(t, err, "read log")
-	if !strings.Contains(string(logged), "pd server ready") || !strings.Contains(string(logged), "level=INFO") {
+	if !strings.Contains(string(logged), "pd server ready") || !strings.Contains(string(logged), "[INFO]") {
 		t.Fatalf("log file does not hold the server's records:\n%s", logged)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,5 +173,49 @@ func TestTiDBStatementsThatReachTheStore(t *testing.T) {
 	mustExec("TRUNCATE TABLE test.t")
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM test.t").Scan(&count); err != nil || count != 0 {
 		t.Fatalf("after TRUNCATE: %d %v", count, err)
+	}
+}
+
+// TestTiDBClusterDiagnostics: TiDB's cluster_* tables ask every node's
+// diagnostics service; the store and PD answer with their load, hardware
+// and system figures, and find lines of their own logs, which are in the
+// unified log format TiDB parses.
+func TestTiDBClusterDiagnostics(t *testing.T) {
+	logDir := t.TempDir()
+	c := startClusterWith(t, []string{"--log-file", filepath.Join(logDir, "pd.log")},
+		[]string{"--log-file", filepath.Join(logDir, "tikv.log")})
+	db := c.startTiDB(t)
+	ctx := ctxT(t)
+	for _, table := range []string{"cluster_load", "cluster_hardware", "cluster_systeminfo"} {
+		rows, err := db.QueryContext(ctx, "SELECT type, COUNT(*) FROM information_schema."+table+" GROUP BY type")
+		require(t, err, table)
+		counts := map[string]int{}
+		for rows.Next() {
+			var typ string
+			var n int
+			require(t, rows.Scan(&typ, &n), "scan "+table)
+			counts[typ] = n
+		}
+		require(t, rows.Err(), table)
+		if counts["tikv"] == 0 || counts["pd"] == 0 {
+			t.Fatalf("%s rows by node type: %v, want tikv and pd rows", table, counts)
+		}
+	}
+
+	const layout = "2006-01-02 15:04:05"
+	rows, err := db.QueryContext(ctx, `SELECT type, level, message FROM information_schema.cluster_log
+		WHERE time > ? AND time < ? AND type IN ('tikv', 'pd') AND (message LIKE '%store started%' OR message LIKE '%pd server ready%')`,
+		time.Now().Add(-time.Hour).Format(layout), time.Now().Add(time.Hour).Format(layout))
+	require(t, err, "cluster_log")
+	found := map[string]string{}
+	for rows.Next() {
+		var typ, level, message string
+		require(t, rows.Scan(&typ, &level, &message), "scan cluster_log")
+		found[typ] = level + " " + message
+	}
+	require(t, rows.Err(), "cluster_log")
+	if !strings.Contains(found["tikv"], `INFO [node.go:`) || !strings.Contains(found["tikv"], `["store started"]`) ||
+		!strings.Contains(found["pd"], `["pd server ready"]`) {
+		t.Fatalf("cluster_log lines found: %q", found)
 	}
 }

@@ -32,6 +32,9 @@ type Config struct {
 
 	// Logger receives all logs, etcd's included. Nil means slog.Default().
 	Logger *slog.Logger `toml:"-"`
+	// LogFile is the file Logger writes to, searched by the diagnostics
+	// service (TiDB's cluster_log); empty when it writes to stderr.
+	LogFile string `toml:"-"`
 	// Now is the clock; nil means time.Now. Tests inject it.
 	Now func() time.Time `toml:"-"`
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/pingcap/kvproto/pkg/meta_storagepb"
 	"github.com/pingcap/kvproto/pkg/pdpb"
 	rmpb "github.com/pingcap/kvproto/pkg/resource_manager"
+	"github.com/tinykv/tinykv/internal/diag"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
@@ -121,6 +122,7 @@ func (s *Server) registerServices(gs *grpc.Server) {
 	pdpb.RegisterPDServer(gs, &pdService{s: s})
 	meta_storagepb.RegisterMetaStorageServer(gs, &metaStorageService{s: s})
 	rmpb.RegisterResourceManagerServer(gs, &resourceManagerService{s: s})
+	diag.Register(gs, s.cfg.LogFile)
 }
 
 func (s *Server) waitEtcd(ctx context.Context) error {

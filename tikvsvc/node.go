@@ -16,6 +16,7 @@ import (
 	"github.com/pingcap/kvproto/pkg/pdpb"
 	"github.com/pingcap/kvproto/pkg/raft_serverpb"
 	"github.com/tinykv/tinykv/engine"
+	"github.com/tinykv/tinykv/internal/diag"
 	"github.com/tinykv/tinykv/internal/pdclient"
 	"github.com/tinykv/tinykv/mvcc"
 	"google.golang.org/grpc"
@@ -45,6 +46,9 @@ type NodeConfig struct {
 	// 0 means DefaultGCPollInterval.
 	GCPollInterval time.Duration
 	Logger         *slog.Logger
+	// LogFile is the file Logger writes to, searched by the diagnostics
+	// service (TiDB's cluster_log); empty when it writes to stderr.
+	LogFile string
 }
 
 // Node is a running store: engines, identity, gRPC and status servers, and
@@ -226,6 +230,7 @@ func (n *Node) serve(ctx context.Context, regions []*metapb.Region) error {
 		return fmt.Errorf("listen on %s: %w", n.cfg.Addr, err)
 	}
 	n.grpc = NewGRPCServer(n.svc)
+	diag.Register(n.grpc, n.cfg.LogFile)
 	go func() {
 		if err := n.grpc.Serve(lis); err != nil {
 			n.log.Error("grpc server stopped", "err", err)

@@ -78,6 +78,7 @@ func run(args []string) error {
 		Labels:         storeLabels(cfg.Server.Labels),
 		GCPollInterval: cfg.GC.PollSafePointInterval.Duration,
 		Logger:         logger,
+		LogFile:        cfg.Log.File.Filename,
 	})
 	if err != nil {
 		return err

@@ -47,6 +47,7 @@ func run(args []string) error {
 	defer closeLog()
 	slog.SetDefault(logger)
 	cfg.Config.Logger = logger
+	cfg.Config.LogFile = cfg.Log.File.Filename
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

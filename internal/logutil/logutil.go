@@ -8,9 +8,10 @@ import (
 	"os"
 )
 
-// New returns a text logger writing to file (stderr when empty) at level
-// ("debug", "info", "warn" or "error"; empty means info), and a function that
-// closes the file.
+// New returns a logger writing TiKV's unified log format (see
+// NewUnifiedHandler) to file (stderr when empty) at level ("debug", "info",
+// "warn" or "error"; empty means info), and a function that closes the
+// file.
 func New(file, level string) (*slog.Logger, func(), error) {
 	var lvl slog.Level
 	if level != "" {
@@ -27,7 +28,7 @@ func New(file, level string) (*slog.Logger, func(), error) {
 		}
 		out, closeFn = f, func() { f.Close() }
 	}
-	return slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: lvl})), closeFn, nil
+	return slog.New(NewUnifiedHandler(out, lvl)), closeFn, nil
 }
 
 // Config is the [log] section of TiKV's and PD's TOML files.
