@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -218,4 +219,43 @@ func TestTiDBClusterDiagnostics(t *testing.T) {
 		!strings.Contains(found["pd"], `["pd server ready"]`) {
 		t.Fatalf("cluster_log lines found: %q", found)
 	}
+}
+
+// TestTiDBRegionStatistics: the store reports its regions' sizes and flows
+// to PD, and TiDB's tables built on PD's statistics show them: the
+// table's storage (table_storage_stats), the hot write region
+// (tidb_hot_regions) and its recorded history (tidb_hot_regions_history,
+// with PD recording every second instead of every 10 minutes).
+func TestTiDBRegionStatistics(t *testing.T) {
+	pdConfig := filepath.Join(t.TempDir(), "pd.toml")
+	require(t, os.WriteFile(pdConfig, []byte("[schedule]\nhot-regions-write-interval = \"1s\"\n"), 0o644), "write PD config")
+	c := startClusterWith(t, []string{"--config", pdConfig}, nil)
+	db := c.startTiDB(t)
+	ctx := ctxT(t)
+	mustExec := mustExecOn(t, ctx, db)
+	mustExec("CREATE TABLE test.stats (id INT PRIMARY KEY, pad VARCHAR(200))")
+	for i := range 10 {
+		mustExec(fmt.Sprintf("INSERT INTO test.stats SELECT %d * 1000 + seq, REPEAT('x', 200) FROM "+
+			"(WITH RECURSIVE s(seq) AS (SELECT 1 UNION ALL SELECT seq + 1 FROM s WHERE seq < 1000) SELECT seq FROM s) AS s", i))
+	}
+	count := func(query string, args ...any) int {
+		var n int
+		require(t, db.QueryRowContext(ctx, query, args...).Scan(&n), query)
+		return n
+	}
+	waitForWithin(t, 30*time.Second, "the table's storage to be reported", func() bool {
+		return count(`SELECT COUNT(*) FROM information_schema.table_storage_stats
+			WHERE table_schema = 'test' AND table_name = 'stats' AND region_count = 1 AND table_keys >= 10000 AND table_size >= 2`) == 1
+	})
+	waitForWithin(t, 30*time.Second, "a hot write region", func() bool {
+		return count("SELECT COUNT(*) FROM information_schema.tidb_hot_regions WHERE type = 'write' AND flow_bytes > 0") > 0
+	})
+	const layout = "2006-01-02 15:04:05"
+	waitForWithin(t, 30*time.Second, "the hot region history", func() bool {
+		// The time range must be literal: TiDB refuses to scan the history
+		// without one it can extract.
+		return count(fmt.Sprintf(`SELECT COUNT(*) FROM information_schema.tidb_hot_regions_history
+			WHERE update_time > '%s' AND update_time < '%s' AND type = 'write' AND is_leader = 1`,
+			time.Now().Add(-time.Hour).Format(layout), time.Now().Add(time.Hour).Format(layout))) > 0
+	})
 }

@@ -373,6 +373,14 @@ func (c *cluster) scanRegions(start, end []byte, limit int) []*regionInfo {
 	return c.tree.scan(start, end, limit)
 }
 
+// regionsInRange returns the regions overlapping [start, end); an empty end
+// is unbounded.
+func (c *cluster) regionsInRange(start, end []byte) []*regionInfo {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.tree.overlaps(start, end)
+}
+
 func (c *cluster) allRegions() []*regionInfo {
 	c.mu.RLock()
 	defer c.mu.RUnlock()

@@ -29,6 +29,9 @@ type Config struct {
 	InitialCluster string `toml:"initial-cluster"`
 	// MaxRequestBytes bounds one gRPC request to any service on the port.
 	MaxRequestBytes uint `toml:"max-request-bytes"`
+	// Schedule is PD's [schedule] section, of which the hot-region history
+	// settings are used.
+	Schedule ScheduleConfig `toml:"schedule"`
 
 	// Logger receives all logs, etcd's included. Nil means slog.Default().
 	Logger *slog.Logger `toml:"-"`
@@ -37,6 +40,16 @@ type Config struct {
 	LogFile string `toml:"-"`
 	// Now is the clock; nil means time.Now. Tests inject it.
 	Now func() time.Time `toml:"-"`
+}
+
+// ScheduleConfig holds the [schedule] settings PD honours.
+type ScheduleConfig struct {
+	// HotRegionsWriteInterval is how often the hot regions are recorded for
+	// /pd/api/v1/hotspot/regions/history; 0 means the default, 10m.
+	HotRegionsWriteInterval time.Duration `toml:"hot-regions-write-interval"`
+	// HotRegionsReservedDays is how long the records are kept; 0 means the
+	// default, 7.
+	HotRegionsReservedDays int `toml:"hot-regions-reserved-days"`
 }
 
 // Defaults for a local single-member PD.
@@ -59,6 +72,12 @@ func (cfg Config) withDefaults() Config {
 	setDefault(&cfg.InitialCluster, initialCluster(cfg.Name, cfg.AdvertisePeerURLs))
 	if cfg.MaxRequestBytes == 0 {
 		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if cfg.Schedule.HotRegionsWriteInterval <= 0 {
+		cfg.Schedule.HotRegionsWriteInterval = DefaultHotRegionsWriteInterval
+	}
+	if cfg.Schedule.HotRegionsReservedDays <= 0 {
+		cfg.Schedule.HotRegionsReservedDays = DefaultHotRegionsReservedDays
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

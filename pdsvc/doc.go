@@ -8,8 +8,9 @@
 // Like PD, the server embeds etcd (go.etcd.io/etcd/server/v3/embed) and serves
 // everything on etcd's client URL:
 //
-//   - gRPC: etcd's own v3 services plus pdpb.PD, meta_storagepb.MetaStorage and
-//     resource_manager.ResourceManager, registered on etcd's grpc.Server
+//   - gRPC: etcd's own v3 services plus pdpb.PD, meta_storagepb.MetaStorage,
+//     resource_manager.ResourceManager and diagnosticspb.Diagnostics
+//     (internal/diag), registered on etcd's grpc.Server
 //     through embed.Config.ServiceRegister;
 //   - the etcd v3 API itself, which TiDB uses for DDL ownership, schema
 //     versions and the GC safe point cache;
@@ -23,6 +24,12 @@
 // bootstrap record, stores, regions, the ID allocator's high-water mark, the
 // TSO window, GC safe points, external timestamp, global config and resource
 // groups. A restarted server reloads all of it before it accepts requests.
+//
+// Region sizes and flows from the leaders' heartbeats are kept in memory
+// only, as PD keeps them: /stats/region sums them over a key range, and the
+// hot cache (hotspot.go) turns the flows into PD's hot peers and, every
+// [schedule] hot-regions-write-interval, into the hot-region history (in
+// memory here; PD stores it on disk).
 //
 // # Timestamps
 //

@@ -50,12 +50,19 @@ func (p *pdService) handleRegionHeartbeat(ctx context.Context, req *pdpb.RegionH
 		downPeers:    req.GetDownPeers(),
 		pendingPeers: req.GetPendingPeers(),
 		term:         req.GetTerm(),
-		approxSize:   req.GetApproximateSize(),
+		approxSize:   approximateMiB(req.GetApproximateSize()),
 		approxKeys:   req.GetApproximateKeys(),
 		writtenBytes: req.GetBytesWritten(),
+		writtenKeys:  req.GetKeysWritten(),
 		readBytes:    req.GetBytesRead(),
+		readKeys:     req.GetKeysRead(),
+		interval:     req.GetInterval(),
 	}
-	return p.s.cluster.processRegionHeartbeat(ctx, region)
+	if err := p.s.cluster.processRegionHeartbeat(ctx, region); err != nil {
+		return err
+	}
+	p.s.hot.observe(region)
+	return nil
 }
 
 func validateHeartbeat(req *pdpb.RegionHeartbeatRequest) error {

@@ -176,8 +176,14 @@ func (p *testPD) heartbeater() *heartbeater {
 // send reports region with leader.
 func (h *heartbeater) send(region *metapb.Region, leader *metapb.Peer) {
 	h.t.Helper()
-	err := h.stream.Send(&pdpb.RegionHeartbeatRequest{Header: h.p.header(), Region: region, Leader: leader, Term: 1})
-	if err != nil {
+	h.sendRequest(&pdpb.RegionHeartbeatRequest{Region: region, Leader: leader, Term: 1})
+}
+
+// sendRequest sends req with the cluster's header.
+func (h *heartbeater) sendRequest(req *pdpb.RegionHeartbeatRequest) {
+	h.t.Helper()
+	req.Header = h.p.header()
+	if err := h.stream.Send(req); err != nil {
 		h.t.Fatalf("send heartbeat: %v", err)
 	}
 }

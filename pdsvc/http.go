@@ -32,6 +32,10 @@ func (s *Server) httpHandler() http.Handler {
 		"GET /pd/api/v1/region/id/{id}":                   s.handleRegionByID,
 		"GET /pd/api/v1/region/key/{key}":                 s.handleRegionByKey,
 		"GET /pd/api/v1/min-resolved-ts":                  s.handleMinResolvedTS,
+		"GET /pd/api/v1/stats/region":                     s.handleRegionStats,
+		"GET /pd/api/v1/hotspot/regions/read":             s.handleHotRegions(hotRead),
+		"GET /pd/api/v1/hotspot/regions/write":            s.handleHotRegions(hotWrite),
+		"GET /pd/api/v1/hotspot/regions/history":          s.handleHotRegionsHistory,
 		"GET /pd/api/v1/config/region-label/rules":        s.handleGetLabelRules,
 		"GET /pd/api/v1/config/region-label/rules/ids":    s.handleGetLabelRulesByIDs,
 		"PATCH /pd/api/v1/config/region-label/rules":      s.handlePatchLabelRules,
@@ -267,8 +271,8 @@ func regionJSON(r *regionInfo) pdhttp.RegionInfo {
 	}
 	return pdhttp.RegionInfo{
 		ID:       int64(r.meta.GetId()),
-		StartKey: strings.ToUpper(hex.EncodeToString(r.startKey())),
-		EndKey:   strings.ToUpper(hex.EncodeToString(r.endKey())),
+		StartKey: hexKey(r.startKey()),
+		EndKey:   hexKey(r.endKey()),
 		Epoch: pdhttp.RegionEpoch{
 			ConfVer: int64(r.meta.GetRegionEpoch().GetConfVer()),
 			Version: int64(r.meta.GetRegionEpoch().GetVersion()),

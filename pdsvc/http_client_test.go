@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/pingcap/kvproto/pkg/metapb"
+	"github.com/pingcap/kvproto/pkg/pdpb"
 	pdhttp "github.com/tikv/pd/client/http"
 )
 
@@ -92,5 +94,71 @@ func TestHTTPAPI(t *testing.T) {
 		if want == http.StatusOK && decodeErr != nil {
 			t.Errorf("GET %s: body is not JSON: %v", path, decodeErr)
 		}
+	}
+}
+
+// TestHTTPRegionStatsAndHotRegions: the sizes and flows the leaders report
+// come back through the stock client as PD's region statistics of a key
+// range (TiDB's table_storage_stats and SHOW TABLE ... DISTRIBUTIONS), and
+// a region written fast enough as a hot write peer (tidb_hot_regions).
+func TestHTTPRegionStatsAndHotRegions(t *testing.T) {
+	p := startPD(t)
+	store, regions := splitCluster(t, p, "m")
+	h := p.heartbeater()
+	report := func(region *metapb.Region, size, written uint64) {
+		h.sendRequest(&pdpb.RegionHeartbeatRequest{
+			Region: region, Leader: region.Peers[0], Term: 1,
+			ApproximateSize: size, ApproximateKeys: size / 100, BytesWritten: written, KeysWritten: written / 100,
+			Interval: &pdpb.TimeInterval{StartTimestamp: 1000, EndTimestamp: 1010},
+		})
+	}
+	report(regions[0], 300<<20, 100)
+	report(regions[1], 1000, 64<<10)
+	cli := pdhttp.NewClient("test", []string{"http://" + p.client})
+	defer cli.Close()
+	ctx := ctxT(t)
+	var stats *pdhttp.RegionStats
+	deadline := time.Now().Add(10 * time.Second)
+	for stats == nil || stats.StorageSize != 301 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats of all regions never showed both reports: %+v", stats)
+		}
+		var err error
+		stats, err = cli.GetRegionStatusByKeyRange(ctx, pdhttp.NewKeyRange(nil, nil), false)
+		if err != nil {
+			t.Fatalf("region stats: %v", err)
+		}
+	}
+	if stats.Count != 2 || stats.EmptyCount != 1 || stats.StorageKeys != 3145728+10 ||
+		stats.StoreLeaderCount[store.Id] != 2 || stats.StoreWriteBytes[store.Id] != 100+64<<10 {
+		t.Fatalf("region stats: %+v", stats)
+	}
+	upper, err := cli.GetRegionStatusByKeyRange(ctx, pdhttp.NewKeyRange([]byte("n"), []byte("z")), false)
+	if err != nil || upper.Count != 1 || upper.StorageSize != 1 {
+		t.Fatalf("stats of [n, z): %+v %v", upper, err)
+	}
+	if only, err := cli.GetRegionStatusByKeyRange(ctx, pdhttp.NewKeyRange([]byte("a"), []byte("z")), true); err != nil || only.Count != 2 || only.StorageSize != 0 {
+		t.Fatalf("count only: %+v %v", only, err)
+	}
+	dist, err := cli.GetRegionDistributionByKeyRange(ctx, pdhttp.NewKeyRange(nil, nil), "")
+	if err != nil || len(dist.RegionDistributions) != 1 || dist.RegionDistributions[0].RegionLeaderCount != 2 ||
+		dist.RegionDistributions[0].EngineType != "tikv" {
+		t.Fatalf("distributions: %+v %v", dist, err)
+	}
+
+	hot, err := cli.GetHotWriteRegions(ctx)
+	if err != nil {
+		t.Fatalf("hot write regions: %v", err)
+	}
+	peers := hot.AsLeader[store.Id]
+	if peers == nil || peers.Count != 1 || peers.Stats[0].RegionID != regions[1].Id || peers.Stats[0].ByteRate != float64(64<<10)/10 {
+		t.Fatalf("hot write leaders: %+v", peers)
+	}
+	if read, err := cli.GetHotReadRegions(ctx); err != nil || read.AsLeader[store.Id].Count != 0 {
+		t.Fatalf("hot read regions: %+v %v", read, err)
+	}
+	history, err := cli.GetHistoryHotRegions(ctx, &pdhttp.HistoryHotRegionsRequest{StartTime: 1, EndTime: time.Now().UnixMilli()})
+	if err != nil || history.HistoryHotRegion == nil || len(history.HistoryHotRegion) != 0 {
+		t.Fatalf("history within the first write interval: %+v %v", history, err)
 	}
 }

@@ -16,10 +16,31 @@ type regionInfo struct {
 	downPeers    []*pdpb.PeerStats
 	pendingPeers []*metapb.Peer
 	term         uint64
-	approxSize   uint64 // MiB
+	approxSize   uint64 // MiB, as PD keeps it (see approximateMiB)
 	approxKeys   uint64
-	writtenBytes uint64
-	readBytes    uint64
+	// The flow the leader reported for interval: bytes and keys written
+	// and read.
+	writtenBytes, writtenKeys uint64
+	readBytes, readKeys       uint64
+	interval                  *pdpb.TimeInterval
+}
+
+// approximateMiB converts a reported size in bytes to PD's MiB, where any
+// non-empty region counts at least 1.
+func approximateMiB(bytes uint64) uint64 {
+	if bytes > 0 && bytes < 1<<20 {
+		return 1
+	}
+	return bytes >> 20
+}
+
+// intervalSeconds is the length of the report's interval, 0 if unknown.
+func (r *regionInfo) intervalSeconds() uint64 {
+	start, end := r.interval.GetStartTimestamp(), r.interval.GetEndTimestamp()
+	if end <= start {
+		return 0
+	}
+	return end - start
 }
 
 func (r *regionInfo) startKey() []byte { return r.meta.GetStartKey() }

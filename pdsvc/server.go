@@ -43,6 +43,7 @@ type Server struct {
 	ids       *idAllocator
 	tso       *tsoAllocator
 	cluster   *cluster
+	hot       *hotCache
 	gc        *gcSafePoints
 	rm        *resourceManager
 
@@ -154,6 +155,7 @@ func (s *Server) loadState(ctx context.Context) error {
 		return err
 	}
 	s.cluster = newCluster(s.storage, s.cfg.Now)
+	s.hot = newHotCache(s.cfg.Now, s.cfg.Schedule.HotRegionsWriteInterval, s.cfg.Schedule.HotRegionsReservedDays)
 	if err := s.cluster.load(ctx); err != nil {
 		return err
 	}

@@ -64,6 +64,10 @@ type Node struct {
 	grpc    *grpc.Server
 	status  *statusServer
 	started time.Time
+	// lastHeartbeat and sizes belong to the heartbeat loop: when it last
+	// reported, and each region's size estimate.
+	lastHeartbeat time.Time
+	sizes         map[uint64]*regionSizeEstimate
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -81,7 +85,8 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	if cfg.GCPollInterval <= 0 {
 		cfg.GCPollInterval = DefaultGCPollInterval
 	}
-	n = &Node{cfg: cfg, log: cfg.Logger, started: time.Now()}
+	started := time.Now()
+	n = &Node{cfg: cfg, log: cfg.Logger, started: started, lastHeartbeat: started, sizes: make(map[uint64]*regionSizeEstimate)}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -293,16 +298,56 @@ func (n *Node) heartbeat(ctx context.Context) {
 	if err := n.pd.StoreHeartbeat(ctx, n.storeStats(len(regions))); err != nil && ctx.Err() == nil {
 		n.log.Warn("store heartbeat failed", "err", err)
 	}
+	now := time.Now()
+	interval := &pdpb.TimeInterval{StartTimestamp: uint64(n.lastHeartbeat.Unix()), EndTimestamp: uint64(now.Unix())}
+	n.lastHeartbeat = now
 	for _, region := range regions {
+		flow := n.svc.flows.take(region.GetId())
+		size := n.regionSize(region, flow.writtenBytes)
 		req := &pdpb.RegionHeartbeatRequest{
-			Region: region,
-			Leader: n.localPeer(region),
-			Term:   1,
+			Region:          region,
+			Leader:          n.localPeer(region),
+			Term:            1,
+			BytesWritten:    flow.writtenBytes,
+			KeysWritten:     flow.writtenKeys,
+			BytesRead:       flow.readBytes,
+			KeysRead:        flow.readKeys,
+			ApproximateSize: size.Bytes,
+			ApproximateKeys: size.Keys,
+			Interval:        interval,
 		}
 		if err := n.pd.RegionHeartbeat(req); err != nil && ctx.Err() == nil {
 			n.log.Warn("region heartbeat failed", "region-id", region.GetId(), "err", err)
 		}
 	}
+}
+
+// sizeRecheckBytes is how much must be written to a region before its
+// approximate size is measured again (TiKV re-checks a region's size once
+// region-split-check-diff, 1/16 of the 96 MiB split size, is written).
+const sizeRecheckBytes = 6 << 20
+
+// regionSizeEstimate is a region's last measured size and what was written
+// to it since.
+type regionSizeEstimate struct {
+	stats        engine.RangeStats
+	writtenSince uint64
+}
+
+// regionSize returns the region's approximate size, measured on the first
+// heartbeat and again once sizeRecheckBytes have been written to it.
+func (n *Node) regionSize(region *metapb.Region, written uint64) engine.RangeStats {
+	est, known := n.sizes[region.GetId()]
+	if !known {
+		est = &regionSizeEstimate{}
+		n.sizes[region.GetId()] = est
+	}
+	est.writtenSince += written
+	if !known || est.writtenSince >= sizeRecheckBytes {
+		est.stats = n.kv.ApproximateSize(region.GetStartKey(), region.GetEndKey())
+		est.writtenSince = 0
+	}
+	return est.stats
 }
 
 func (n *Node) localPeer(region *metapb.Region) *metapb.Peer {

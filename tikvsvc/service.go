@@ -38,6 +38,9 @@ type Service struct {
 	safeTS atomic.Uint64
 	// txnStatus holds the broadcast statuses of pipelined-DML transactions.
 	txnStatus *txnStatusCache
+	// flows counts the regions' written and read bytes and keys for the
+	// region heartbeats.
+	flows *flowMeter
 }
 
 // ServiceConfig holds what a Service needs.
@@ -70,14 +73,17 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	flows := newFlowMeter(cfg.Regions)
+	storage := meteredStorage{Storage: cfg.Storage, meter: flows}
 	return &Service{
 		log:       cfg.Logger,
 		regions:   newRegions(cfg.StoreID, cfg.Regions...),
-		raw:       &rawStore{storage: cfg.Storage, latches: mvcc.NewLatches(latchSlots), now: cfg.Now},
-		txn:       mvcc.NewStore(cfg.Storage, mvcc.NewConcurrencyManager(cfg.InitialMaxTS)),
+		raw:       &rawStore{storage: storage, latches: mvcc.NewLatches(latchSlots), now: cfg.Now},
+		txn:       mvcc.NewStore(storage, mvcc.NewConcurrencyManager(cfg.InitialMaxTS)),
 		waiter:    newLockWaiter(cfg.Now),
 		staged:    staged,
 		txnStatus: newTxnStatusCache(cfg.Now),
+		flows:     flows,
 	}, nil
 }
 
