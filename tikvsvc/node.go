@@ -303,7 +303,7 @@ func (n *Node) heartbeat(ctx context.Context) {
 	n.lastHeartbeat = now
 	for _, region := range regions {
 		flow := n.svc.flows.take(region.GetId())
-		size := n.regionSize(region, flow.writtenBytes)
+		size := n.regionSize(region, flow)
 		req := &pdpb.RegionHeartbeatRequest{
 			Region:          region,
 			Leader:          n.localPeer(region),
@@ -330,24 +330,27 @@ const sizeRecheckBytes = 6 << 20
 // regionSizeEstimate is a region's last measured size and what was written
 // to it since.
 type regionSizeEstimate struct {
-	stats        engine.RangeStats
-	writtenSince uint64
+	measured              engine.RangeStats
+	bytesSince, keysSince uint64
 }
 
-// regionSize returns the region's approximate size, measured on the first
-// heartbeat and again once sizeRecheckBytes have been written to it.
-func (n *Node) regionSize(region *metapb.Region, written uint64) engine.RangeStats {
+// regionSize returns the region's approximate size: measured on the first
+// heartbeat and again once sizeRecheckBytes have been written to it, and
+// in between the last measure plus what was written since (new MVCC
+// versions add to a region until GC removes them).
+func (n *Node) regionSize(region *metapb.Region, flow flowCounts) engine.RangeStats {
 	est, known := n.sizes[region.GetId()]
 	if !known {
 		est = &regionSizeEstimate{}
 		n.sizes[region.GetId()] = est
 	}
-	est.writtenSince += written
-	if !known || est.writtenSince >= sizeRecheckBytes {
-		est.stats = n.kv.ApproximateSize(region.GetStartKey(), region.GetEndKey())
-		est.writtenSince = 0
+	est.bytesSince += flow.writtenBytes
+	est.keysSince += flow.writtenKeys
+	if !known || est.bytesSince >= sizeRecheckBytes {
+		est.measured = n.kv.ApproximateSize(region.GetStartKey(), region.GetEndKey())
+		est.bytesSince, est.keysSince = 0, 0
 	}
-	return est.stats
+	return engine.RangeStats{Bytes: est.measured.Bytes + est.bytesSince, Keys: est.measured.Keys + est.keysSince}
 }
 
 func (n *Node) localPeer(region *metapb.Region) *metapb.Peer {
