@@ -56,23 +56,13 @@ func (s *Store) BufferBatchGet(ctx context.Context, req *kvrpcpb.BufferBatchGetR
 	keys := slices.Clone(req.GetKeys())
 	slices.SortFunc(keys, bytes.Compare)
 	keys = slices.CompactFunc(keys, bytes.Equal)
-	resp := &kvrpcpb.BufferBatchGetResponse{}
-	err := s.withReader(ctx, func(r *Reader) error {
-		for _, key := range keys {
-			pair, err := bufferedPair(r, key, req.GetVersion())
-			if err != nil {
-				return err
-			}
-			if pair != nil {
-				resp.Pairs = append(resp.Pairs, pair)
-			}
-		}
-		return nil
+	pairs, err := s.readPairs(ctx, keys, func(r *Reader, _ int, key []byte) (*kvrpcpb.KvPair, error) {
+		return bufferedPair(r, key, req.GetVersion())
 	})
 	if err != nil {
 		return nil, err
 	}
-	return resp, nil
+	return &kvrpcpb.BufferBatchGetResponse{Pairs: pairs}, nil
 }
 
 // bufferedPair is key's pair in a BufferBatchGet of transaction startTS,

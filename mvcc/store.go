@@ -111,23 +111,33 @@ func (s *Store) BatchGet(ctx context.Context, req *kvrpcpb.BatchGetRequest) (*kv
 	for i, key := range req.GetKeys() {
 		memoryErrs[i] = s.prepareKeyRead(opts, key)
 	}
-	resp := &kvrpcpb.BatchGetResponse{}
-	err := s.withReader(ctx, func(r *Reader) error {
-		for i, key := range req.GetKeys() {
-			pair, err := batchGetPair(r, key, opts, memoryErrs[i])
-			if err != nil {
-				return err
-			}
-			if pair != nil {
-				resp.Pairs = append(resp.Pairs, pair)
-			}
-		}
-		return nil
+	pairs, err := s.readPairs(ctx, req.GetKeys(), func(r *Reader, i int, key []byte) (*kvrpcpb.KvPair, error) {
+		return batchGetPair(r, key, opts, memoryErrs[i])
 	})
 	if err != nil {
 		return nil, err
 	}
-	return resp, nil
+	return &kvrpcpb.BatchGetResponse{Pairs: pairs}, nil
+}
+
+// readPairs reads, from one snapshot, the pair of each key in order
+// (pairOf gets the key's index); a nil pair is left out.
+func (s *Store) readPairs(ctx context.Context, keys [][]byte,
+	pairOf func(r *Reader, i int, key []byte) (*kvrpcpb.KvPair, error)) ([]*kvrpcpb.KvPair, error) {
+	var pairs []*kvrpcpb.KvPair
+	err := s.withReader(ctx, func(r *Reader) error {
+		for i, key := range keys {
+			pair, err := pairOf(r, i, key)
+			if err != nil {
+				return err
+			}
+			if pair != nil {
+				pairs = append(pairs, pair)
+			}
+		}
+		return nil
+	})
+	return pairs, err
 }
 
 // batchGetPair reads one key of a BatchGet whose in-memory lock check gave
