@@ -68,6 +68,12 @@
 // CfLock is also kept in memory (the lock table), and snapshots read it
 // from there: Percolator locks are written and deleted by every
 // transaction, and a Badger iterator over CfLock would walk every deleted
-// lock that compaction has not dropped yet, on every lock check of a range. Iterators range over one CF within [LowerBound, UpperBound), an
+// lock that compaction has not dropped yet, on every lock check of a range.
+// With Options.LockRank the engine also keeps the lock table indexed by a
+// rank of each lock's value (the MVCC layer's start_ts), updated in the same
+// step, so that Snapshot.NextRankedLock lists the transactions holding locks
+// without reading every lock.
+//
+// Iterators range over one CF within [LowerBound, UpperBound), an
 // empty bound meaning the start or end of the CF, forward or reverse.
 package engine

@@ -42,7 +42,7 @@ func Open(dir string, opts Options) (*Engine, error) {
 			return nil, errors.Join(fmt.Errorf("engine: open %q: %w", dir, err), db.Close())
 		}
 	}
-	v, err := openView(db)
+	v, err := openView(db, opts.LockRank)
 	if err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
@@ -94,6 +94,10 @@ func recoverWAL(db *badger.DB, walDir string, segmentSize int64) (*wal, error) {
 	}
 	return w, nil
 }
+
+// RanksLocks reports whether the engine was opened with Options.LockRank, so
+// that its snapshots answer NextRankedLock.
+func (e *Engine) RanksLocks() bool { return e.view.rank != nil }
 
 // MaxBatchEntries is the largest number of operations one atomic Write takes.
 func (e *Engine) MaxBatchEntries() int { return e.committer.limit.entries }

@@ -49,6 +49,13 @@ type Options struct {
 	// Badger's default (256 MiB).
 	BlockCacheSize int64
 
+	// LockRank, when set, ranks each CfLock entry by its value, and the engine
+	// keeps an index of the lock table by rank beside it, so that
+	// Snapshot.NextRankedLock finds the lowest ranks without reading every
+	// lock. The MVCC layer ranks a lock by its transaction's start_ts. It must
+	// be a pure function of the value and must not keep the slice.
+	LockRank func(value []byte) uint64
+
 	// walSegmentSize is the size of one write-ahead log segment; tests
 	// shrink it. Zero means defaultWALSegmentSize.
 	walSegmentSize int64

@@ -21,14 +21,16 @@ type Snapshot struct {
 	view    *view
 	version uint64      // the Badger version read
 	locks   *lockTree   // read-only clone
+	ranks   *rankTree   // read-only clone; nil when locks are not ranked
 	txn     *badger.Txn // read-only
 	closed  sync.Once
 }
 
 // Snapshot returns a view of the engine's current state. It must be closed.
 func (e *Engine) Snapshot() *Snapshot {
-	version, locks := e.view.acquire()
-	return &Snapshot{view: e.view, version: version, locks: locks, txn: e.db.NewTransactionAt(version, false)}
+	version, tables := e.view.acquire()
+	return &Snapshot{view: e.view, version: version, locks: tables.locks, ranks: tables.ranks,
+		txn: e.db.NewTransactionAt(version, false)}
 }
 
 // Close releases the snapshot. Closing it with an iterator still open panics
@@ -65,6 +67,27 @@ func (s *Snapshot) Get(cf CF, key []byte) ([]byte, error) {
 		value = []byte{}
 	}
 	return value, nil
+}
+
+// NextRankedLock returns the smallest rank at or above from that a CfLock
+// entry has (see Options.LockRank), and a copy of the value of the entry
+// with that rank and the smallest key; ok is false when no entry ranks that
+// high. Its cost is logarithmic in the number of locks, however many share a
+// rank. It panics when the engine was opened without LockRank.
+func (s *Snapshot) NextRankedLock(from uint64) (rank uint64, value []byte, ok bool) {
+	if s.ranks == nil {
+		panic("engine: NextRankedLock on an engine opened without Options.LockRank")
+	}
+	var next rankedLock
+	s.ranks.AscendGreaterOrEqual(rankedLock{rank: from}, func(r rankedLock) bool {
+		next, ok = r, true
+		return false
+	})
+	if !ok {
+		return 0, nil, false
+	}
+	entry, _ := s.locks.Get(storedEntry{key: next.key})
+	return next.rank, bytes.Clone(entry.value), true
 }
 
 // Scan calls fn for each key of cf within opts' bounds, in opts' order,

@@ -24,6 +24,40 @@ func lessStoredEntry(a, b storedEntry) bool { return bytes.Compare(a.key, b.key)
 // lockTree is an ordered set of CfLock entries.
 type lockTree = btree.BTreeG[storedEntry]
 
+// rankedLock is one entry of the rank index: a CfLock entry's rank (see
+// Options.LockRank) and its stored key, which it shares with the lock table.
+type rankedLock struct {
+	rank uint64
+	key  []byte
+}
+
+func lessRankedLock(a, b rankedLock) bool {
+	if a.rank != b.rank {
+		return a.rank < b.rank
+	}
+	return bytes.Compare(a.key, b.key) < 0
+}
+
+// rankTree orders the CfLock entries by rank, then key.
+type rankTree = btree.BTreeG[rankedLock]
+
+// lockTables are the lock table and, when the engine ranks locks, its rank
+// index, as of one published version. Snapshots hold copy-on-write clones.
+type lockTables struct {
+	locks *lockTree
+	// ranks holds exactly one entry per entry of locks, with the rank of its
+	// value; nil when the engine has no LockRank.
+	ranks *rankTree
+}
+
+func (t lockTables) clone() lockTables {
+	c := lockTables{locks: t.locks.Clone()}
+	if t.ranks != nil {
+		c.ranks = t.ranks.Clone()
+	}
+	return c
+}
+
 // view decides what snapshots see, and keeps CfLock in memory.
 //
 // Badger runs in managed mode: the committer commits each group at the
@@ -46,18 +80,24 @@ type view struct {
 	mu sync.Mutex
 	// published is the last version whose commit is visible to snapshots.
 	published uint64
-	// locks is CfLock as of published. Snapshots hold copy-on-write clones.
-	locks *lockTree
+	// tables are CfLock as of published.
+	tables lockTables
+	// rank is Options.LockRank; nil when locks are not ranked.
+	rank func(value []byte) uint64
 	// readers counts the open snapshots by their read version. Badger may
 	// drop a version only when no open snapshot can read it, so the discard
 	// version is kept at the oldest of them (or published, when none).
 	readers map[uint64]int
 }
 
-// openView loads CfLock from db at its latest version.
-func openView(db *badger.DB) (*view, error) {
-	v := &view{db: db, published: db.MaxVersion(), locks: btree.NewG(lockTreeDegree, lessStoredEntry),
-		readers: make(map[uint64]int)}
+// openView loads CfLock from db at its latest version, and ranks its entries
+// with rank unless it is nil.
+func openView(db *badger.DB, rank func(value []byte) uint64) (*view, error) {
+	v := &view{db: db, published: db.MaxVersion(), rank: rank,
+		tables: lockTables{locks: btree.NewG(lockTreeDegree, lessStoredEntry)}, readers: make(map[uint64]int)}
+	if rank != nil {
+		v.tables.ranks = btree.NewG(lockTreeDegree, lessRankedLock)
+	}
 	txn := db.NewTransactionAt(v.published, false)
 	defer txn.Discard()
 	opts := badger.DefaultIteratorOptions
@@ -69,7 +109,7 @@ func openView(db *badger.DB) (*view, error) {
 		if err != nil {
 			return nil, fmt.Errorf("engine: load lock table: %w", err)
 		}
-		v.locks.ReplaceOrInsert(storedEntry{key: it.Item().KeyCopy(nil), value: value})
+		v.putLock(storedEntry{key: it.Item().KeyCopy(nil), value: value})
 	}
 	db.SetDiscardTs(v.published)
 	return v, nil
@@ -89,9 +129,9 @@ func (v *view) publish(version uint64, group []*commitRequest) {
 			switch {
 			case key[0] != prefix:
 			case op.delete:
-				v.locks.Delete(storedEntry{key: key})
+				v.deleteLock(key)
 			default:
-				v.locks.ReplaceOrInsert(storedEntry{key: bytes.Clone(key), value: bytes.Clone(wb.value(op))})
+				v.putLock(storedEntry{key: bytes.Clone(key), value: bytes.Clone(wb.value(op))})
 			}
 		}
 	}
@@ -101,12 +141,35 @@ func (v *view) publish(version uint64, group []*commitRequest) {
 	}
 }
 
-// acquire registers a snapshot and returns its read version and lock table.
-func (v *view) acquire() (version uint64, locks *lockTree) {
+// putLock inserts or replaces a lock table entry, and its rank. v.mu must
+// be held (or v not yet shared).
+func (v *view) putLock(entry storedEntry) {
+	old, replaced := v.tables.locks.ReplaceOrInsert(entry)
+	if v.tables.ranks == nil {
+		return
+	}
+	if replaced {
+		v.tables.ranks.Delete(rankedLock{rank: v.rank(old.value), key: old.key})
+	}
+	v.tables.ranks.ReplaceOrInsert(rankedLock{rank: v.rank(entry.value), key: entry.key})
+}
+
+// deleteLock removes the lock table entry of key, if any, and its rank. v.mu
+// must be held.
+func (v *view) deleteLock(key []byte) {
+	old, found := v.tables.locks.Delete(storedEntry{key: key})
+	if found && v.tables.ranks != nil {
+		v.tables.ranks.Delete(rankedLock{rank: v.rank(old.value), key: old.key})
+	}
+}
+
+// acquire registers a snapshot and returns its read version and lock
+// tables.
+func (v *view) acquire() (version uint64, tables lockTables) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.readers[v.published]++
-	return v.published, v.locks.Clone()
+	return v.published, v.tables.clone()
 }
 
 // release unregisters a snapshot at version.

@@ -21,7 +21,7 @@ const (
 // transaction per version, and returns the store and a timestamp above
 // every commit.
 func loadVersions(b *testing.B) (*Store, uint64) {
-	e, err := engine.Open(b.TempDir(), engine.Options{InMemory: true})
+	e, err := engine.Open(b.TempDir(), engine.Options{InMemory: true, LockRank: LockRank})
 	require.NoError(b, err)
 	b.Cleanup(func() { require.NoError(b, e.Close()) })
 	s := NewStore(NewStandalone(e), NewConcurrencyManager(1))
@@ -87,6 +87,54 @@ func BenchmarkScan(b *testing.B) {
 				}
 			}
 			i++
+		}
+	})
+}
+
+// BenchmarkLockedTxns finds the transactions holding locks while one
+// pipelined transaction holds 100k locks and ten others one each, as the
+// resolved ts does every second; the peer in the same run reads every lock
+// (ScanLocks), which is what finding them cost before locks were ranked by
+// start_ts.
+func BenchmarkLockedTxns(b *testing.B) {
+	e, err := engine.Open(b.TempDir(), engine.Options{InMemory: true, LockRank: LockRank})
+	require.NoError(b, err)
+	b.Cleanup(func() { require.NoError(b, e.Close()) })
+	s := NewStore(NewStandalone(e), NewConcurrencyManager(1))
+	ctx := context.Background()
+	const pipelinedLocks = 100000
+	for chunk := 0; chunk < pipelinedLocks; chunk += 10000 {
+		var muts []*kvrpcpb.Mutation
+		for i := chunk; i < chunk+10000; i++ {
+			muts = append(muts, &kvrpcpb.Mutation{Op: kvrpcpb.Op_Put, Key: fmt.Appendf(nil, "bulk%07d", i), Value: []byte("v")})
+		}
+		resp, err := s.Flush(ctx, &kvrpcpb.FlushRequest{Context: &kvrpcpb.Context{}, Mutations: muts,
+			PrimaryKey: []byte("bulk0000000"), StartTs: 100, Generation: 1, LockTtl: 3000})
+		require.NoError(b, err)
+		require.Empty(b, resp.Errors)
+	}
+	for i := range 10 {
+		key := fmt.Appendf(nil, "small%02d", i)
+		resp, err := s.Prewrite(ctx, &kvrpcpb.PrewriteRequest{Context: &kvrpcpb.Context{}, PrimaryLock: key,
+			Mutations: []*kvrpcpb.Mutation{{Op: kvrpcpb.Op_Put, Key: key, Value: []byte("v")}}, StartVersion: uint64(200 + i), LockTtl: 3000})
+		require.NoError(b, err)
+		require.Empty(b, resp.Errors)
+	}
+	b.Run("ranked", func(b *testing.B) {
+		for b.Loop() {
+			txns := 0
+			require.NoError(b, s.LockedTxns(ctx, MaxTS, func(uint64, uint64) { txns++ }))
+			require.Equal(b, 11, txns)
+		}
+	})
+	b.Run("scan-every-lock", func(b *testing.B) {
+		for b.Loop() {
+			err := s.withReader(ctx, func(r *Reader) error {
+				locks, err := r.ScanLocks(nil, nil, 0, func(*Lock) bool { return true })
+				require.Len(b, locks, pipelinedLocks+10)
+				return err
+			})
+			require.NoError(b, err)
 		}
 	})
 }

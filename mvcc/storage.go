@@ -37,6 +37,10 @@ type Snapshot interface {
 	// NewIterator returns an unpositioned iterator over cf; it must be
 	// closed before the snapshot.
 	NewIterator(cf engine.CF, opts engine.IterOptions) Iterator
+	// NextLockByStartTS returns the CfLock value of a lock with the
+	// smallest start_ts at or above from, or false when there is none. Its
+	// cost does not grow with the number of locks a transaction holds.
+	NextLockByStartTS(from uint64) (lock []byte, ok bool)
 	// Close releases the snapshot.
 	Close()
 }
@@ -57,7 +61,14 @@ type Iterator interface {
 type standalone struct{ engine *engine.Engine }
 
 // NewStandalone returns a Storage that writes to and reads from e directly.
-func NewStandalone(e *engine.Engine) Storage { return standalone{engine: e} }
+// e must rank its locks with LockRank; NewStandalone panics otherwise, as
+// that is a mistake in the code that opened it.
+func NewStandalone(e *engine.Engine) Storage {
+	if !e.RanksLocks() {
+		panic("mvcc: NewStandalone needs an engine opened with Options.LockRank = mvcc.LockRank")
+	}
+	return standalone{engine: e}
+}
 
 func (s standalone) Write(ctx context.Context, modifies []Modify) error {
 	if err := ctx.Err(); err != nil {
@@ -96,6 +107,11 @@ func (s standaloneSnapshot) Get(cf engine.CF, key []byte) ([]byte, error) {
 
 func (s standaloneSnapshot) NewIterator(cf engine.CF, opts engine.IterOptions) Iterator {
 	return s.snap.NewIterator(cf, opts)
+}
+
+func (s standaloneSnapshot) NextLockByStartTS(from uint64) ([]byte, bool) {
+	_, lock, ok := s.snap.NextRankedLock(from)
+	return lock, ok
 }
 
 func (s standaloneSnapshot) Close() { s.snap.Close() }

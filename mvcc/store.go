@@ -2,6 +2,7 @@ package mvcc
 
 import (
 	"context"
+	"math"
 
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
 )
@@ -223,27 +224,48 @@ func (s *Store) ScanLock(ctx context.Context, req *kvrpcpb.ScanLockRequest) (*kv
 	return &kvrpcpb.ScanLockResponse{Error: keyErr, Locks: infos}, nil
 }
 
-// ForEachLock calls fn with every lock whose start_ts is at most
-// maxVersion: first the in-memory locks of async-commit and 1PC prewrites
-// being written, then the stored ones. A lock may be seen twice.
-func (s *Store) ForEachLock(ctx context.Context, maxVersion uint64, fn func(*Lock)) error {
-	visit := func(l *Lock) bool {
-		if l.StartTS <= maxVersion {
-			fn(l)
-		}
-		return false
-	}
+// LockedTxns calls visit for every transaction that holds a lock with
+// start_ts at most maxTS, with its start_ts and the generation of one of its
+// locks (a pipelined-DML transaction writes only locks of generation > 0,
+// others only of generation 0): first for the in-memory locks of
+// async-commit and 1PC prewrites being written (in no order; a transaction
+// may come more than once), then for the stored locks, each transaction
+// once, by ascending start_ts. Its cost grows with the number of
+// transactions, not of locks.
+func (s *Store) LockedTxns(ctx context.Context, maxTS uint64, visit func(startTS, generation uint64)) error {
 	err := s.cm.CheckRange(nil, nil, func(_ []byte, l *Lock) error {
-		visit(l)
+		if l.StartTS <= maxTS {
+			visit(l.StartTS, l.Generation)
+		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	return s.withReader(ctx, func(r *Reader) error {
-		_, err := r.ScanLocks(nil, nil, 0, visit)
+	snap, err := s.storage.Snapshot(ctx)
+	if err != nil {
 		return err
-	})
+	}
+	defer snap.Close()
+	for from := uint64(0); from <= maxTS; {
+		value, ok := snap.NextLockByStartTS(from)
+		if !ok {
+			return nil
+		}
+		lock, err := UnmarshalLock(value)
+		if err != nil {
+			return err
+		}
+		if lock.StartTS > maxTS {
+			return nil
+		}
+		visit(lock.StartTS, lock.Generation)
+		if lock.StartTS == math.MaxUint64 {
+			return nil
+		}
+		from = lock.StartTS + 1
+	}
+	return nil
 }
 
 // Storage returns the Storage the Store reads and writes.

@@ -13,7 +13,7 @@ import (
 // storage count, with their key and value bytes, in the region holding the
 // key, and taking a region's flow resets it.
 func TestFlowMeterAttributesFlowByRegion(t *testing.T) {
-	e, err := engine.Open(t.TempDir(), engine.Options{InMemory: true, MemTableSize: engine.MinMemTableSize})
+	e, err := engine.Open(t.TempDir(), engine.Options{InMemory: true, MemTableSize: engine.MinMemTableSize, LockRank: mvcc.LockRank})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -123,8 +123,10 @@ const metaCacheSize = engine.MinMemTableSize
 func (n *Node) openEngines() error {
 	opts := engine.DefaultOptions()
 	opts.Logger = n.log
+	kvOpts := opts
+	kvOpts.LockRank = mvcc.LockRank
 	var err error
-	if n.kv, err = engine.Open(filepath.Join(n.cfg.DataDir, "kv"), opts); err != nil {
+	if n.kv, err = engine.Open(filepath.Join(n.cfg.DataDir, "kv"), kvOpts); err != nil {
 		return fmt.Errorf("open kv engine: %w", err)
 	}
 	opts.MemTableSize, opts.BlockCacheSize = metaCacheSize, metaCacheSize

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
-	"github.com/tinykv/tinykv/mvcc"
 )
 
 // resolvedTSInterval is how often the store advances its safe ts, as
@@ -74,11 +73,13 @@ func (r *resolvedTS) advance(ctx context.Context) error {
 // oldestLock returns the smallest ts that a lock at or below ts holds the
 // safe ts under, in memory or stored: its start_ts, or for a pipelined-DML
 // transaction what the txn status cache knows (see txnStatusCache). It
-// returns MaxUint64 if no lock bounds the safe ts.
+// returns MaxUint64 if no lock bounds the safe ts. It reads one lock per
+// transaction, so a pipelined transaction's millions of locks cost no more
+// than one.
 func (r *resolvedTS) oldestLock(ctx context.Context, ts uint64) (uint64, error) {
 	oldest := uint64(math.MaxUint64)
-	err := r.svc.txn.ForEachLock(ctx, ts, func(lock *mvcc.Lock) {
-		if bound, ok := r.svc.txnStatus.lockBound(lock.StartTS, lock.Generation); ok {
+	err := r.svc.txn.LockedTxns(ctx, ts, func(startTS, generation uint64) {
+		if bound, ok := r.svc.txnStatus.lockBound(startTS, generation); ok {
 			oldest = min(oldest, bound)
 		}
 	})
