@@ -64,10 +64,10 @@ type Node struct {
 	grpc    *grpc.Server
 	status  *statusServer
 	started time.Time
-	// lastHeartbeat and sizes belong to the heartbeat loop: when it last
-	// reported, and each region's size estimate.
+	// lastHeartbeat belongs to the heartbeat loop: when it last reported.
 	lastHeartbeat time.Time
-	sizes         map[uint64]*regionSizeEstimate
+	// sizes estimates the sizes the heartbeats report.
+	sizes *regionSizes
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -86,7 +86,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 		cfg.GCPollInterval = DefaultGCPollInterval
 	}
 	started := time.Now()
-	n = &Node{cfg: cfg, log: cfg.Logger, started: started, lastHeartbeat: started, sizes: make(map[uint64]*regionSizeEstimate)}
+	n = &Node{cfg: cfg, log: cfg.Logger, started: started, lastHeartbeat: started}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -129,6 +129,7 @@ func (n *Node) openEngines() error {
 	if n.kv, err = engine.Open(filepath.Join(n.cfg.DataDir, "kv"), kvOpts); err != nil {
 		return fmt.Errorf("open kv engine: %w", err)
 	}
+	n.sizes = newRegionSizes(n.kv.ApproximateSize, &n.wg)
 	opts.MemTableSize, opts.BlockCacheSize = metaCacheSize, metaCacheSize
 	if n.meta, err = engine.Open(filepath.Join(n.cfg.DataDir, "raft"), opts); err != nil {
 		return fmt.Errorf("open raft engine: %w", err)
@@ -305,7 +306,7 @@ func (n *Node) heartbeat(ctx context.Context) {
 	n.lastHeartbeat = now
 	for _, region := range regions {
 		flow := n.svc.flows.take(region.GetId())
-		size := n.regionSize(region, flow)
+		size := n.sizes.estimate(region, flow)
 		req := &pdpb.RegionHeartbeatRequest{
 			Region:          region,
 			Leader:          n.localPeer(region),
@@ -322,37 +323,6 @@ func (n *Node) heartbeat(ctx context.Context) {
 			n.log.Warn("region heartbeat failed", "region-id", region.GetId(), "err", err)
 		}
 	}
-}
-
-// sizeRecheckBytes is how much must be written to a region before its
-// approximate size is measured again (TiKV re-checks a region's size once
-// region-split-check-diff, 1/16 of the 96 MiB split size, is written).
-const sizeRecheckBytes = 6 << 20
-
-// regionSizeEstimate is a region's last measured size and what was written
-// to it since.
-type regionSizeEstimate struct {
-	measured              engine.RangeStats
-	bytesSince, keysSince uint64
-}
-
-// regionSize returns the region's approximate size: measured on the first
-// heartbeat and again once sizeRecheckBytes have been written to it, and
-// in between the last measure plus what was written since (new MVCC
-// versions add to a region until GC removes them).
-func (n *Node) regionSize(region *metapb.Region, flow flowCounts) engine.RangeStats {
-	est, known := n.sizes[region.GetId()]
-	if !known {
-		est = &regionSizeEstimate{}
-		n.sizes[region.GetId()] = est
-	}
-	est.bytesSince += flow.writtenBytes
-	est.keysSince += flow.writtenKeys
-	if !known || est.bytesSince >= sizeRecheckBytes {
-		est.measured = n.kv.ApproximateSize(region.GetStartKey(), region.GetEndKey())
-		est.bytesSince, est.keysSince = 0, 0
-	}
-	return engine.RangeStats{Bytes: est.measured.Bytes + est.bytesSince, Keys: est.measured.Keys + est.keysSince}
 }
 
 func (n *Node) localPeer(region *metapb.Region) *metapb.Peer {
