@@ -15,6 +15,7 @@ import (
 
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
 	"github.com/pingcap/kvproto/pkg/metapb"
+	"github.com/pingcap/kvproto/pkg/tikvpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -374,5 +375,47 @@ func TestUnsafeDestroyRange(t *testing.T) {
 	require(t, err, "begin")
 	if v, err := reader.Get(ctx, []byte("t\x81keep")); err != nil || string(v) != "v" {
 		t.Fatalf("key outside the range: %q %v", v, err)
+	}
+}
+
+// TestBatchCommandsAnswersInvalidRequests: a batched request without a
+// command gets an empty response under its ID, as TiKV answers invalid
+// requests, and the stream goes on serving the requests around it.
+func TestBatchCommandsAnswersInvalidRequests(t *testing.T) {
+	c := startCluster(t)
+	ctx := ctxT(t)
+	s := c.storeClient(t)
+	stream, err := s.tikv.BatchCommands(ctx)
+	require(t, err, "open batch stream")
+	get := &tikvpb.BatchCommandsRequest_Request{Cmd: &tikvpb.BatchCommandsRequest_Request_Get{
+		Get: &kvrpcpb.GetRequest{Context: s.ctx, Key: []byte("k"), Version: c.tso(t, ctx)}}}
+	send := func(ids []uint64, reqs ...*tikvpb.BatchCommandsRequest_Request) {
+		t.Helper()
+		require(t, stream.Send(&tikvpb.BatchCommandsRequest{RequestIds: ids, Requests: reqs}), "send batch")
+	}
+	receive := func(want int) map[uint64]*tikvpb.BatchCommandsResponse_Response {
+		t.Helper()
+		got := map[uint64]*tikvpb.BatchCommandsResponse_Response{}
+		for len(got) < want {
+			resp, err := stream.Recv()
+			require(t, err, "receive batch")
+			for i, id := range resp.GetRequestIds() {
+				got[id] = resp.GetResponses()[i]
+			}
+		}
+		return got
+	}
+
+	send([]uint64{1, 2}, &tikvpb.BatchCommandsRequest_Request{}, get)
+	got := receive(2)
+	if got[1] == nil || got[1].GetCmd() != nil {
+		t.Fatalf("invalid request answered with %v, want an empty response", got[1])
+	}
+	if g := got[2].GetGet(); g == nil || g.GetRegionError() != nil || g.GetError() != nil || !g.GetNotFound() {
+		t.Fatalf("get beside the invalid request: %v", got[2])
+	}
+	send([]uint64{3}, get)
+	if g := receive(1)[3].GetGet(); g == nil || !g.GetNotFound() {
+		t.Fatalf("get after the invalid request: %v", g)
 	}
 }

@@ -303,6 +303,10 @@ func (s *Service) dispatch(ctx context.Context, r *tikvpb.BatchCommandsRequest_R
 	case *tikvpb.BatchCommandsRequest_Request_Empty:
 		empty := &tikvpb.BatchCommandsEmptyResponse{TestId: cmd.Empty.GetTestId()}
 		return &tikvpb.BatchCommandsResponse_Response{Cmd: &tikvpb.BatchCommandsResponse_Response_Empty{Empty: empty}}, "Empty", nil
+	case nil:
+		// A request without a command is answered with an empty response,
+		// as TiKV answers invalid requests, rather than ending the stream.
+		return &tikvpb.BatchCommandsResponse_Response{}, "invalid", nil
 	default:
 		return nil, "Unknown", status.Errorf(codes.Unimplemented, "unknown batch command %T", cmd)
 	}
