@@ -1114,3 +1114,114 @@ func rawRPCs(kv tikvpb.TikvClient, key []byte) []rawRPC {
 		}},
 	}
 }
+
+// TestRawBatchScan drives RawBatchScan as TiKV serves it, unary and on a
+// BatchCommands stream: up to each_limit pairs per range, in the order of
+// the ranges; an empty end key ends a range at the next range's start; a
+// range that is empty by its order fails the request with a key error.
+func TestRawBatchScan(t *testing.T) {
+	c := startCluster(t)
+	ctx := ctxT(t)
+	cli := c.rawClient()
+	kv, kvctx := rawGRPC(t, c)
+	for _, prefix := range []string{"bs/a/", "bs/b/", "bs/c/"} {
+		require(t, cli.BatchPut(ctx, rawKeys(prefix+"%d", 5), rawKeys("v%d", 5)), "batch put")
+	}
+	kr := func(start, end string) *kvrpcpb.KeyRange {
+		return &kvrpcpb.KeyRange{StartKey: []byte(start), EndKey: []byte(end)}
+	}
+	keysOf := func(t *testing.T, kvs []*kvrpcpb.KvPair, keyOnly bool) []string {
+		t.Helper()
+		var keys []string
+		for _, p := range kvs {
+			if p.GetError() != nil {
+				t.Fatalf("pair error %v", p.GetError())
+			}
+			if keyOnly != (len(p.GetValue()) == 0) {
+				t.Fatalf("pair %q has value %q with key_only %t", p.GetKey(), p.GetValue(), keyOnly)
+			}
+			keys = append(keys, string(p.GetKey()))
+		}
+		return keys
+	}
+	forward := &kvrpcpb.RawBatchScanRequest{Context: kvctx, EachLimit: 2,
+		Ranges: []*kvrpcpb.KeyRange{kr("bs/a/", "bs/a0"), kr("bs/b/3", ""), kr("bs/c/", "bs/c0")}}
+	wantForward := []string{"bs/a/0", "bs/a/1", "bs/b/3", "bs/b/4", "bs/c/0", "bs/c/1"}
+
+	t.Run("Unary", func(t *testing.T) {
+		resp, err := kv.RawBatchScan(ctx, forward)
+		require(t, err, "RawBatchScan")
+		if got := keysOf(t, resp.GetKvs(), false); !slices.Equal(got, wantForward) {
+			t.Fatalf("forward batch scan = %q, want %q", got, wantForward)
+		}
+		keyOnly := *forward
+		keyOnly.KeyOnly = true
+		resp, err = kv.RawBatchScan(ctx, &keyOnly)
+		require(t, err, "RawBatchScan key only")
+		if got := keysOf(t, resp.GetKvs(), true); !slices.Equal(got, wantForward) {
+			t.Fatalf("key-only batch scan = %q, want %q", got, wantForward)
+		}
+		resp, err = kv.RawBatchScan(ctx, &kvrpcpb.RawBatchScanRequest{Context: kvctx, EachLimit: 2, Reverse: true,
+			Ranges: []*kvrpcpb.KeyRange{kr("bs/c0", "bs/c/"), kr("bs/b/2", "")}})
+		require(t, err, "RawBatchScan reverse")
+		want := []string{"bs/c/4", "bs/c/3", "bs/b/1", "bs/b/0"}
+		if got := keysOf(t, resp.GetKvs(), false); !slices.Equal(got, want) {
+			t.Fatalf("reverse batch scan = %q, want %q", got, want)
+		}
+		resp, err = kv.RawBatchScan(ctx, &kvrpcpb.RawBatchScanRequest{Context: kvctx, Ranges: forward.Ranges})
+		require(t, err, "RawBatchScan without limit")
+		if len(resp.GetKvs()) != 0 || resp.GetRegionError() != nil {
+			t.Fatalf("batch scan with each_limit 0 = %v", resp)
+		}
+	})
+
+	t.Run("BadRanges", func(t *testing.T) {
+		for _, tc := range []struct {
+			name    string
+			ranges  []*kvrpcpb.KeyRange
+			reverse bool
+		}{
+			{"forward range backwards", []*kvrpcpb.KeyRange{kr("bs/b/", "bs/a/")}, false},
+			{"reverse range forwards", []*kvrpcpb.KeyRange{kr("bs/a/", "bs/b/")}, true},
+			{"open end before an earlier start", []*kvrpcpb.KeyRange{kr("bs/c/", ""), kr("bs/a/", "bs/a0")}, false},
+		} {
+			resp, err := kv.RawBatchScan(ctx, &kvrpcpb.RawBatchScanRequest{Context: kvctx, EachLimit: 10,
+				Ranges: tc.ranges, Reverse: tc.reverse})
+			require(t, err, tc.name)
+			if len(resp.GetKvs()) != 1 || resp.GetKvs()[0].GetError().GetAbort() == "" {
+				t.Fatalf("%s: batch scan = %v, want one pair with an abort error", tc.name, resp)
+			}
+		}
+		resp, err := kv.RawBatchScan(ctx, &kvrpcpb.RawBatchScanRequest{Context: kvctx, EachLimit: 1,
+			Ranges: forward.Ranges, Cf: "nonexistent"})
+		require(t, err, "RawBatchScan of an unknown column family")
+		if len(resp.GetKvs()) != 1 || resp.GetKvs()[0].GetError() == nil {
+			t.Fatalf("batch scan of an unknown column family = %v", resp)
+		}
+		wrongRegion := *kvctx
+		wrongRegion.RegionId += 1000
+		resp, err = kv.RawBatchScan(ctx, &kvrpcpb.RawBatchScanRequest{Context: &wrongRegion, EachLimit: 1,
+			Ranges: forward.Ranges})
+		require(t, err, "RawBatchScan in a wrong region")
+		if resp.GetRegionError().GetRegionNotFound() == nil {
+			t.Fatalf("batch scan in a wrong region = %v, want region_not_found", resp)
+		}
+	})
+
+	t.Run("Batched", func(t *testing.T) {
+		stream, err := kv.BatchCommands(ctx)
+		require(t, err, "open batch stream")
+		scan := &tikvpb.BatchCommandsRequest_Request{Cmd: &tikvpb.BatchCommandsRequest_Request_RawBatchScan{RawBatchScan: forward}}
+		for id := uint64(1); id <= 2; id++ {
+			require(t, stream.Send(&tikvpb.BatchCommandsRequest{RequestIds: []uint64{id}, Requests: []*tikvpb.BatchCommandsRequest_Request{scan}}), "send")
+			resp, err := stream.Recv()
+			require(t, err, "receive")
+			if len(resp.GetRequestIds()) != 1 || resp.GetRequestIds()[0] != id {
+				t.Fatalf("batch response ids %v, want [%d]", resp.GetRequestIds(), id)
+			}
+			if got := keysOf(t, resp.GetResponses()[0].GetRawBatchScan().GetKvs(), false); !slices.Equal(got, wantForward) {
+				t.Fatalf("batched batch scan %d = %q, want %q", id, got, wantForward)
+			}
+		}
+	})
+}

@@ -188,11 +188,31 @@ func (r rawScanRange) iterOptions(keyOnly bool) engine.IterOptions {
 // scan visits live pairs in range order until fn returns false. The value
 // passed to fn is nil when keyOnly.
 func (s *rawStore) scan(ctx context.Context, cf engine.CF, r rawScanRange, keyOnly bool, fn func(key, value []byte) bool) error {
+	return s.scanRanges(ctx, cf, []rawScanRange{r}, keyOnly, func(_ int, key, value []byte) bool {
+		return fn(key, value)
+	})
+}
+
+// scanRanges visits the live pairs of each range in turn, all from one
+// snapshot, passing fn the range's index; fn returning false ends that
+// range. The value passed to fn is nil when keyOnly.
+func (s *rawStore) scanRanges(ctx context.Context, cf engine.CF, ranges []rawScanRange, keyOnly bool,
+	fn func(i int, key, value []byte) bool) error {
 	snap, err := s.storage.Snapshot(ctx)
 	if err != nil {
 		return err
 	}
 	defer snap.Close()
+	for i, r := range ranges {
+		if err := s.scanIn(snap, cf, r, keyOnly, func(key, value []byte) bool { return fn(i, key, value) }); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// scanIn visits the live pairs of r in snap until fn returns false.
+func (s *rawStore) scanIn(snap mvcc.Snapshot, cf engine.CF, r rawScanRange, keyOnly bool, fn func(key, value []byte) bool) error {
 	it := snap.NewIterator(cf, r.iterOptions(false))
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
@@ -215,7 +235,7 @@ func (s *rawStore) scan(ctx context.Context, cf engine.CF, r rawScanRange, keyOn
 			return nil
 		}
 	}
-	return ctx.Err()
+	return nil
 }
 
 // deleteRangeBatch bounds how many keys one write of a range delete holds.

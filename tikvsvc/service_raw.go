@@ -1,7 +1,9 @@
 package tikvsvc
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 
 	"github.com/pingcap/kvproto/pkg/errorpb"
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
@@ -138,6 +140,57 @@ func (s *Service) RawScan(ctx context.Context, req *kvrpcpb.RawScanRequest) (*kv
 		return &kvrpcpb.RawScanResponse{Kvs: []*kvrpcpb.KvPair{{Error: &kvrpcpb.KeyError{Abort: err.Error()}}}}, nil
 	}
 	return &kvrpcpb.RawScanResponse{Kvs: kvs}, nil
+}
+
+// RawBatchScan scans several ranges of the region from one snapshot, up to
+// each_limit pairs from each, in the order given, as TiKV does: a range
+// with an empty end key ends where the next range starts (the last one is
+// unbounded), and a range that is empty by its order (start not below its
+// end, or not above it when reverse) fails the request.
+func (s *Service) RawBatchScan(ctx context.Context, req *kvrpcpb.RawBatchScanRequest) (*kvrpcpb.RawBatchScanResponse, error) {
+	region, cf, regionErr, err := s.rawRequest(req.GetContext(), req.GetCf())
+	if regionErr != nil {
+		return &kvrpcpb.RawBatchScanResponse{RegionError: regionErr}, nil
+	}
+	var ranges []rawScanRange
+	if err == nil {
+		ranges, err = batchScanRanges(req.GetRanges(), req.GetReverse())
+	}
+	var kvs []*kvrpcpb.KvPair
+	if limit := int(req.GetEachLimit()); err == nil && limit > 0 {
+		for i := range ranges {
+			ranges[i] = clampToRegion(ranges[i], region)
+		}
+		counts := make([]int, len(ranges))
+		err = s.raw.scanRanges(ctx, cf, ranges, req.GetKeyOnly(), func(i int, key, value []byte) bool {
+			kvs = append(kvs, &kvrpcpb.KvPair{Key: key, Value: value})
+			counts[i]++
+			return counts[i] < limit
+		})
+	}
+	if err != nil {
+		return &kvrpcpb.RawBatchScanResponse{Kvs: []*kvrpcpb.KvPair{{Error: &kvrpcpb.KeyError{Abort: err.Error()}}}}, nil
+	}
+	return &kvrpcpb.RawBatchScanResponse{Kvs: kvs}, nil
+}
+
+// batchScanRanges turns RawBatchScan's key ranges into scans: an empty end
+// key is the next range's start key (unbounded for the last range).
+func batchScanRanges(keyRanges []*kvrpcpb.KeyRange, reverse bool) ([]rawScanRange, error) {
+	ranges := make([]rawScanRange, len(keyRanges))
+	for i, kr := range keyRanges {
+		end := kr.GetEndKey()
+		if len(end) == 0 && i+1 < len(keyRanges) {
+			end = keyRanges[i+1].GetStartKey()
+		}
+		cmp := bytes.Compare(kr.GetStartKey(), end)
+		if len(end) > 0 && (!reverse && cmp >= 0 || reverse && cmp <= 0) {
+			return nil, fmt.Errorf("invalid key ranges: range %d from %q to %q is empty (reverse %t)",
+				i, kr.GetStartKey(), end, reverse)
+		}
+		ranges[i] = rawScanRange{start: kr.GetStartKey(), end: end, reverse: reverse}
+	}
+	return ranges, nil
 }
 
 // clampToRegion narrows a scan to the region's raw key range.
