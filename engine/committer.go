@@ -63,7 +63,12 @@ type committer struct {
 	view   *view // publishes each committed group
 	wal    *wal  // nil without SyncWrites
 	logger *slog.Logger
-	limit  txnCost
+	// onLogSync is Options.OnLogSync, or a no-op.
+	onLogSync func(took time.Duration)
+	// syncStarted is when the running log append started, in Unix
+	// nanoseconds; zero when none is running. Only run writes it.
+	syncStarted atomic.Int64
+	limit       txnCost
 	// version is the Badger version of the last commit attempted; only run
 	// touches it.
 	version uint64
@@ -89,18 +94,22 @@ type committer struct {
 	cleaned chan struct{}
 }
 
-func newCommitter(db *badger.DB, v *view, w *wal, logger *slog.Logger) *committer {
+func newCommitter(db *badger.DB, v *view, w *wal, logger *slog.Logger, onLogSync func(time.Duration)) *committer {
+	if onLogSync == nil {
+		onLogSync = func(time.Duration) {}
+	}
 	c := &committer{
-		db:       db,
-		view:     v,
-		wal:      w,
-		logger:   logger,
-		version:  v.published,
-		limit:    txnLimit(db),
-		requests: make(chan *commitRequest, 256),
-		stopped:  make(chan struct{}),
-		cleanups: make(chan struct{}, 1),
-		cleaned:  make(chan struct{}),
+		db:        db,
+		view:      v,
+		wal:       w,
+		logger:    logger,
+		onLogSync: onLogSync,
+		version:   v.published,
+		limit:     txnLimit(db),
+		requests:  make(chan *commitRequest, 256),
+		stopped:   make(chan struct{}),
+		cleanups:  make(chan struct{}, 1),
+		cleaned:   make(chan struct{}),
 	}
 	go c.run()
 	go c.clean()
@@ -118,6 +127,16 @@ func (c *committer) submit(wb *WriteBatch, cost txnCost) error {
 	c.requests <- req
 	c.mu.RUnlock()
 	return <-req.done
+}
+
+// runningSync returns how long the log append in progress has been
+// running, or zero when none is.
+func (c *committer) runningSync(now time.Time) time.Duration {
+	started := c.syncStarted.Load()
+	if started == 0 {
+		return 0
+	}
+	return max(0, now.Sub(time.Unix(0, started)))
 }
 
 // stop refuses new requests and waits until the queued ones are committed.
@@ -185,9 +204,13 @@ func (c *committer) commit(group []*commitRequest) error {
 	c.stats.writes.Add(uint64(len(group)))
 	if c.wal != nil {
 		start := time.Now()
+		c.syncStarted.Store(start.UnixNano())
 		rotated, err := c.wal.append(c.version, group)
+		c.syncStarted.Store(0)
+		took := time.Since(start)
 		c.stats.logSyncs.Add(1)
-		c.stats.logSyncNanos.Add(uint64(time.Since(start)))
+		c.stats.logSyncNanos.Add(uint64(took))
+		c.onLogSync(took)
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -47,7 +48,7 @@ func Open(dir string, opts Options) (*Engine, error) {
 		return nil, errors.Join(err, db.Close())
 	}
 	e := &Engine{db: db, logger: opts.logger(), view: v}
-	e.committer = newCommitter(db, v, w, e.logger)
+	e.committer = newCommitter(db, v, w, e.logger, opts.OnLogSync)
 	e.logger.Debug("engine opened", "dir", dir, "in_memory", opts.InMemory,
 		"sync_writes", opts.SyncWrites, "max_batch_entries", e.MaxBatchEntries(),
 		"max_batch_bytes", e.MaxBatchBytes())
@@ -105,6 +106,11 @@ func (e *Engine) MaxBatchEntries() int { return e.committer.limit.entries }
 // MaxBatchBytes is the largest total size one atomic Write takes, counted as
 // Σ(len(key)+len(value)) plus 13 bytes per operation.
 func (e *Engine) MaxBatchBytes() int { return e.committer.limit.bytes }
+
+// RunningLogSync returns how long the write-ahead log append in progress
+// (a write and an fdatasync) has been running, or zero when none is. A
+// disk that stops answering shows here before any append completes.
+func (e *Engine) RunningLogSync() time.Duration { return e.committer.runningSync(time.Now()) }
 
 // CommitStats returns the engine's group-commit counts since Open.
 func (e *Engine) CommitStats() CommitStats { return e.committer.stats.snapshot() }

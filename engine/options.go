@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -55,6 +56,12 @@ type Options struct {
 	// lock. The MVCC layer ranks a lock by its transaction's start_ts. It must
 	// be a pure function of the value and must not keep the slice.
 	LockRank func(value []byte) uint64
+
+	// OnLogSync, when set, is told how long each write-ahead log append (one
+	// write and one fdatasync) took, failed ones included. The store's disk
+	// slow score is computed from it. It runs on the commit path, so it must
+	// return quickly.
+	OnLogSync func(took time.Duration)
 
 	// walSegmentSize is the size of one write-ahead log segment; tests
 	// shrink it. Zero means defaultWALSegmentSize.

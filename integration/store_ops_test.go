@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gogo/protobuf/proto"
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
 	"github.com/pingcap/kvproto/pkg/metapb"
 	"github.com/pingcap/kvproto/pkg/tikvpb"
@@ -417,5 +418,52 @@ func TestBatchCommandsAnswersInvalidRequests(t *testing.T) {
 	send([]uint64{3}, get)
 	if g := receive(1)[3].GetGet(); g == nil || !g.GetNotFound() {
 		t.Fatalf("get after the invalid request: %v", g)
+	}
+}
+
+// TestHealthFeedback checks the store's health feedback as client-go reads
+// it: GetHealthFeedback answers with the store's ID, a slow score from 1
+// (a healthy disk) to 100 and a sequence number; on a BatchCommands stream
+// the first batch carries feedback unasked, and the batch answering a
+// batched GetHealthFeedback carries that answer's feedback.
+func TestHealthFeedback(t *testing.T) {
+	c := startCluster(t)
+	ctx := ctxT(t)
+	s := c.storeClient(t)
+	storeID := s.ctx.GetPeer().GetStoreId()
+	check := func(what string, f *kvrpcpb.HealthFeedback) {
+		t.Helper()
+		if f.GetStoreId() != storeID || f.GetSlowScore() < 1 || f.GetSlowScore() > 100 || f.GetFeedbackSeqNo() == 0 {
+			t.Fatalf("%s: feedback %v, want store %d and a slow score in [1, 100]", what, f, storeID)
+		}
+	}
+	unary, err := s.tikv.GetHealthFeedback(ctx, &kvrpcpb.GetHealthFeedbackRequest{Context: s.ctx})
+	require(t, err, "GetHealthFeedback")
+	check("unary", unary.GetHealthFeedback())
+
+	stream, err := s.tikv.BatchCommands(ctx)
+	require(t, err, "open batch stream")
+	exchange := func(id uint64, req *tikvpb.BatchCommandsRequest_Request) *tikvpb.BatchCommandsResponse {
+		t.Helper()
+		require(t, stream.Send(&tikvpb.BatchCommandsRequest{RequestIds: []uint64{id}, Requests: []*tikvpb.BatchCommandsRequest_Request{req}}), "send")
+		resp, err := stream.Recv()
+		require(t, err, "receive")
+		if len(resp.GetRequestIds()) != 1 || resp.GetRequestIds()[0] != id {
+			t.Fatalf("response ids %v, want [%d]", resp.GetRequestIds(), id)
+		}
+		return resp
+	}
+	empty := exchange(1, &tikvpb.BatchCommandsRequest_Request{Cmd: &tikvpb.BatchCommandsRequest_Request_Empty{
+		Empty: &tikvpb.BatchCommandsEmptyRequest{TestId: 7}}})
+	check("first batch", empty.GetHealthFeedback())
+	asked := exchange(2, &tikvpb.BatchCommandsRequest_Request{Cmd: &tikvpb.BatchCommandsRequest_Request_GetHealthFeedback{
+		GetHealthFeedback: &kvrpcpb.GetHealthFeedbackRequest{Context: s.ctx}}})
+	answer := asked.GetResponses()[0].GetGetHealthFeedback().GetHealthFeedback()
+	check("batched answer", answer)
+	if !proto.Equal(asked.GetHealthFeedback(), answer) {
+		t.Fatalf("batch answering GetHealthFeedback carries %v, want the answer's %v", asked.GetHealthFeedback(), answer)
+	}
+	if answer.GetFeedbackSeqNo() <= empty.GetHealthFeedback().GetFeedbackSeqNo() {
+		t.Fatalf("feedback seq went from %d to %d", empty.GetHealthFeedback().GetFeedbackSeqNo(), answer.GetFeedbackSeqNo())
 	}
 }

@@ -32,7 +32,7 @@ type batchResult struct {
 func (s *Service) BatchCommands(stream tikvpb.Tikv_BatchCommandsServer) error {
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
-	out := newResponder(stream, cancel)
+	out := newResponder(stream, cancel, &feedbackAttacher{health: s.health, now: s.now})
 	go func() { cancel(s.receiveBatches(ctx, stream, out, cancel)) }()
 	<-ctx.Done()
 	out.close()
@@ -126,6 +126,9 @@ func (s *Service) runBatched(ctx context.Context, id uint64, r *tikvpb.BatchComm
 type responder struct {
 	stream tikvpb.Tikv_BatchCommandsServer
 	fail   context.CancelCauseFunc
+	// feedback adds the store's health feedback to the batches that are
+	// due to carry it; guarded by mu.
+	feedback *feedbackAttacher
 
 	mu sync.Mutex
 	// idle is signalled when sending becomes false.
@@ -140,8 +143,8 @@ type responder struct {
 	closed bool
 }
 
-func newResponder(stream tikvpb.Tikv_BatchCommandsServer, fail context.CancelCauseFunc) *responder {
-	r := &responder{stream: stream, fail: fail}
+func newResponder(stream tikvpb.Tikv_BatchCommandsServer, fail context.CancelCauseFunc, feedback *feedbackAttacher) *responder {
+	r := &responder{stream: stream, fail: fail, feedback: feedback}
 	r.idle = sync.NewCond(&r.mu)
 	return r
 }
@@ -171,7 +174,8 @@ func (r *responder) deliver(res batchResult) {
 }
 
 // takeBatch removes up to maxBatchResponses results from pending and
-// returns them as one message. The caller holds mu.
+// returns them as one message, with the health feedback when it is due.
+// The caller holds mu.
 func (r *responder) takeBatch() *tikvpb.BatchCommandsResponse {
 	n := min(len(r.pending), maxBatchResponses)
 	batch := &tikvpb.BatchCommandsResponse{
@@ -182,6 +186,7 @@ func (r *responder) takeBatch() *tikvpb.BatchCommandsResponse {
 		batch.RequestIds[i], batch.Responses[i] = res.id, res.resp
 	}
 	r.pending = append(r.pending[:0], r.pending[n:]...)
+	r.feedback.attach(batch)
 	return batch
 }
 

@@ -97,7 +97,7 @@ func result(id uint64) batchResult {
 func TestResponderSendsEveryResultOnce(t *testing.T) {
 	stream := newFakeBatchStream()
 	close(stream.release)
-	out := newResponder(stream, func(err error) { t.Errorf("fail(%v)", err) })
+	out := newResponder(stream, func(err error) { t.Errorf("fail(%v)", err) }, testFeedback(time.Now))
 	const results = 1000
 	var wg sync.WaitGroup
 	for id := range uint64(results) {
@@ -125,7 +125,7 @@ func TestResponderSendsEveryResultOnce(t *testing.T) {
 // sends them in messages of maxBatchResponses, oldest first.
 func TestResponderBatchesResultsDeliveredDuringASend(t *testing.T) {
 	stream := newFakeBatchStream()
-	out := newResponder(stream, func(err error) { t.Errorf("fail(%v)", err) })
+	out := newResponder(stream, func(err error) { t.Errorf("fail(%v)", err) }, testFeedback(time.Now))
 	first := make(chan struct{})
 	go func() {
 		defer close(first)
@@ -162,7 +162,7 @@ func TestResponderBatchesResultsDeliveredDuringASend(t *testing.T) {
 // close, are never sent.
 func TestResponderCloseWaitsForTheSendAndDropsTheRest(t *testing.T) {
 	stream := newFakeBatchStream()
-	out := newResponder(stream, func(err error) { t.Errorf("fail(%v)", err) })
+	out := newResponder(stream, func(err error) { t.Errorf("fail(%v)", err) }, testFeedback(time.Now))
 	go out.deliver(result(1))
 	<-stream.sending
 	out.deliver(result(2))
@@ -191,7 +191,7 @@ func TestResponderFailsTheStreamWhenASendFails(t *testing.T) {
 	close(stream.release)
 	stream.err = errors.New("connection reset")
 	var failures []error
-	out := newResponder(stream, func(err error) { failures = append(failures, err) })
+	out := newResponder(stream, func(err error) { failures = append(failures, err) }, testFeedback(time.Now))
 	out.deliver(result(1))
 	out.deliver(result(2))
 	if len(failures) != 1 || !errors.Is(failures[0], stream.err) {
@@ -200,4 +200,10 @@ func TestResponderFailsTheStreamWhenASendFails(t *testing.T) {
 	if got := len(stream.messages()); got != 1 {
 		t.Fatalf("%d messages sent, want 1", got)
 	}
+}
+
+// testFeedback returns a feedback attacher for a store whose disk is
+// healthy, reading the clock now.
+func testFeedback(now func() time.Time) *feedbackAttacher {
+	return &feedbackAttacher{health: &healthReporter{storeID: 1, score: newSlowScore(now())}, now: now}
 }

@@ -24,4 +24,13 @@
 // the user value followed by an 8-byte big-endian expiry time in unix
 // seconds, 0 meaning none. As in TiKV's API V1, one key range should be used
 // either raw or transactionally, not both.
+//
+// # Health feedback
+//
+// The store rates its disk with TiKV's slow score (1 healthy, up to 100),
+// computed from how long the kv engine's write-ahead log appends take. It
+// reports the score to PD in the store heartbeat, and to clients as health
+// feedback: GetHealthFeedback answers with it, and every BatchCommands
+// stream carries it in its first batch, at most once a second after that,
+// and in any batch that answers a batched GetHealthFeedback.
 package tikvsvc

@@ -68,6 +68,9 @@ type Node struct {
 	lastHeartbeat time.Time
 	// sizes estimates the sizes the heartbeats report.
 	sizes *regionSizes
+	// slow is the disk slow score, fed by the kv engine's log appends and
+	// updated by each store heartbeat, which reports it.
+	slow *slowScore
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -125,6 +128,8 @@ func (n *Node) openEngines() error {
 	opts.Logger = n.log
 	kvOpts := opts
 	kvOpts.LockRank = mvcc.LockRank
+	n.slow = newSlowScore(time.Now())
+	kvOpts.OnLogSync = n.slow.record
 	var err error
 	if n.kv, err = engine.Open(filepath.Join(n.cfg.DataDir, "kv"), kvOpts); err != nil {
 		return fmt.Errorf("open kv engine: %w", err)
@@ -229,6 +234,7 @@ func (n *Node) serve(ctx context.Context, regions []*metapb.Region) error {
 		Logger:       n.log,
 		InitialMaxTS: maxTS,
 		ImportDir:    filepath.Join(n.cfg.DataDir, "import"),
+		slowScore:    n.slow,
 	})
 	if err != nil {
 		return err
@@ -298,7 +304,8 @@ func (n *Node) startBackground() {
 // heartbeat reports the store and each region it leads to PD.
 func (n *Node) heartbeat(ctx context.Context) {
 	regions := n.svc.regions.all()
-	if err := n.pd.StoreHeartbeat(ctx, n.storeStats(len(regions))); err != nil && ctx.Err() == nil {
+	slowScore := n.slow.update(time.Now(), n.kv.RunningLogSync())
+	if err := n.pd.StoreHeartbeat(ctx, n.storeStats(len(regions), slowScore)); err != nil && ctx.Err() == nil {
 		n.log.Warn("store heartbeat failed", "err", err)
 	}
 	now := time.Now()
@@ -334,11 +341,12 @@ func (n *Node) localPeer(region *metapb.Region) *metapb.Peer {
 	return nil
 }
 
-func (n *Node) storeStats(regionCount int) *pdpb.StoreStats {
+func (n *Node) storeStats(regionCount int, slowScore float64) *pdpb.StoreStats {
 	stats := &pdpb.StoreStats{
 		StoreId:     n.storeID,
 		RegionCount: uint32(regionCount),
 		StartTime:   uint32(n.started.Unix()),
+		SlowScore:   uint64(slowScore),
 	}
 	var fs syscall.Statfs_t
 	if err := syscall.Statfs(n.cfg.DataDir, &fs); err == nil {

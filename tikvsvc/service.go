@@ -41,6 +41,10 @@ type Service struct {
 	// flows counts the regions' written and read bytes and keys for the
 	// region heartbeats.
 	flows *flowMeter
+	// health builds the health feedback sent to clients.
+	health *healthReporter
+	// now is the wall clock.
+	now func() time.Time
 }
 
 // ServiceConfig holds what a Service needs.
@@ -59,6 +63,9 @@ type ServiceConfig struct {
 	// ImportDir holds the SSTs staged by ImportSST Write until they are
 	// ingested; it survives restarts.
 	ImportDir string
+	// slowScore is the store's disk slow score; nil means one that never
+	// sees a disk write, so it stays at 1.
+	slowScore *slowScore
 }
 
 // NewService builds the service over storage.
@@ -73,6 +80,9 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.slowScore == nil {
+		cfg.slowScore = newSlowScore(cfg.Now())
+	}
 	flows := newFlowMeter(cfg.Regions)
 	storage := meteredStorage{Storage: cfg.Storage, meter: flows}
 	return &Service{
@@ -84,6 +94,8 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		staged:    staged,
 		txnStatus: newTxnStatusCache(cfg.Now),
 		flows:     flows,
+		health:    &healthReporter{storeID: cfg.StoreID, score: cfg.slowScore},
+		now:       cfg.Now,
 	}, nil
 }
 
