@@ -467,3 +467,44 @@ func TestHealthFeedback(t *testing.T) {
 		t.Fatalf("feedback seq went from %d to %d", empty.GetHealthFeedback().GetFeedbackSeqNo(), answer.GetFeedbackSeqNo())
 	}
 }
+
+// TestStorageFailureIsAKeyError checks that a transactional command failing
+// in storage is answered as TiKV answers it, with a key error whose abort
+// says why, and that a batched one leaves its stream serving. The failure is
+// a damaged write record: a raw put into the write column family, which
+// mixing raw and transactional use of one range (unsupported, as in TiKV's
+// API V1) can leave behind.
+func TestStorageFailureIsAKeyError(t *testing.T) {
+	c := startCluster(t)
+	ctx := ctxT(t)
+	s := c.storeClient(t)
+	put, err := s.tikv.RawPut(ctx, &kvrpcpb.RawPutRequest{Context: s.ctx, Key: []byte("k"), Value: []byte("v"), Cf: "write"})
+	if err != nil || put.GetError() != "" || put.GetRegionError() != nil {
+		t.Fatalf("raw put into the write CF: %v, %v", put, err)
+	}
+	scan := &kvrpcpb.ScanRequest{Context: s.ctx, StartKey: []byte("a"), Limit: 10, Version: c.tso(t, ctx)}
+	unary, err := s.tikv.KvScan(ctx, scan)
+	require(t, err, "scan over the damaged record")
+	if !strings.Contains(unary.GetError().GetAbort(), "corrupt") || unary.GetRegionError() != nil {
+		t.Fatalf("scan over the damaged record answered %v, want a key error that aborts", unary)
+	}
+
+	stream, err := s.tikv.BatchCommands(ctx)
+	require(t, err, "open batch stream")
+	get := &kvrpcpb.GetRequest{Context: s.ctx, Key: []byte("other"), Version: scan.Version}
+	for i, req := range []*tikvpb.BatchCommandsRequest_Request{
+		{Cmd: &tikvpb.BatchCommandsRequest_Request_Scan{Scan: scan}},
+		{Cmd: &tikvpb.BatchCommandsRequest_Request_Get{Get: get}},
+	} {
+		require(t, stream.Send(&tikvpb.BatchCommandsRequest{RequestIds: []uint64{uint64(i)}, Requests: []*tikvpb.BatchCommandsRequest_Request{req}}), "send")
+		resp, err := stream.Recv()
+		require(t, err, "receive")
+		got := resp.GetResponses()[0]
+		if i == 0 && !strings.Contains(got.GetScan().GetError().GetAbort(), "corrupt") {
+			t.Fatalf("batched scan over the damaged record answered %v, want a key error that aborts", got)
+		}
+		if i == 1 && !got.GetGet().GetNotFound() {
+			t.Fatalf("get after the failed scan answered %v", got)
+		}
+	}
+}

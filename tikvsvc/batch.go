@@ -26,9 +26,10 @@ type batchResult struct {
 // carries many requests, each answered with a response of the same type and
 // the same request ID. Requests run concurrently; responses are sent in
 // batches as they complete, in any order. A request whose handler fails
-// (a storage failure, or a command this store does not serve) ends the
-// stream with that error, as a failed unary call would. When the client
-// closes its side, the requests in flight are still answered.
+// with a gRPC error (a command this store does not serve) ends the stream
+// with that error, as a failed unary call would; failures in storage are
+// answered inside the responses. When the client closes its side, the
+// requests in flight are still answered.
 func (s *Service) BatchCommands(stream tikvpb.Tikv_BatchCommandsServer) error {
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)

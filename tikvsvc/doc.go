@@ -17,6 +17,11 @@
 // the current region, keys memcomparable-encoded) for a stale epoch, and
 // key_not_in_region for a key outside the region.
 //
+// A transactional command that fails in storage (a read error, a damaged
+// record) is answered as TiKV answers it: a key error whose abort carries
+// the message. A gRPC error would also end a client's BatchCommands stream,
+// failing every other request in flight on it.
+//
 // # Raw keys
 //
 // Raw (non-transactional) data lives in the same column families as

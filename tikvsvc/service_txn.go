@@ -7,8 +7,8 @@ import (
 
 	"github.com/pingcap/kvproto/pkg/errorpb"
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
+	"github.com/tinykv/tinykv/engine"
 	"github.com/tinykv/tinykv/mvcc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
@@ -17,22 +17,41 @@ type contextual interface{ GetContext() *kvrpcpb.Context }
 
 // txnCall runs a transactional command after the region checks: the
 // context, then that every key lies in the region. Transaction errors come
-// back inside the response; a returned error is a storage failure and ends
-// the call with a gRPC error.
+// back inside the response, and so does a storage failure, as TiKV reports
+// one: a key error whose abort carries the message (a failed call would end
+// a client's whole BatchCommands stream, failing its other requests too).
+// The store closing is a region error, so that the client retries
+// elsewhere; a request whose client has gone ends with its context's error.
+// failed builds the response for a region error or a key error.
 func txnCall[Req contextual, Resp any](s *Service, ctx context.Context, req Req, keys [][]byte,
-	run func(context.Context, Req) (Resp, error), regionError func(*errorpb.Error) Resp) (Resp, error) {
+	run func(context.Context, Req) (Resp, error), failed func(*errorpb.Error, *kvrpcpb.KeyError) Resp) (Resp, error) {
 	region, regionErr := s.regions.check(req.GetContext())
 	if regionErr == nil {
 		regionErr = checkTxnKeys(region, keys...)
 	}
 	if regionErr != nil {
-		return regionError(regionErr), nil
+		return failed(regionErr, nil), nil
 	}
 	resp, err := run(ctx, req)
-	if err != nil {
-		return resp, status.Error(codes.Unknown, err.Error())
+	switch {
+	case err == nil:
+		return resp, nil
+	case ctx.Err() != nil:
+		return resp, status.FromContextError(ctx.Err()).Err()
+	case errors.Is(err, engine.ErrClosed):
+		return failed(&errorpb.Error{Message: "store is closing"}, nil), nil
 	}
-	return resp, nil
+	s.log.Warn("txn aborts", "region_id", region.GetId(), "err", err)
+	return failed(nil, &kvrpcpb.KeyError{Abort: err.Error()}), nil
+}
+
+// keyErrors is the repeated form of a key error, for the responses that
+// carry one per key.
+func keyErrors(keyErr *kvrpcpb.KeyError) []*kvrpcpb.KeyError {
+	if keyErr == nil {
+		return nil
+	}
+	return []*kvrpcpb.KeyError{keyErr}
 }
 
 // mutationsSize is the bytes of the keys and values of mutations, the size
@@ -47,17 +66,23 @@ func mutationsSize(mutations []*kvrpcpb.Mutation) int {
 
 func (s *Service) KvGet(ctx context.Context, req *kvrpcpb.GetRequest) (*kvrpcpb.GetResponse, error) {
 	return txnCall(s, ctx, req, [][]byte{req.GetKey()}, s.txn.Get,
-		func(e *errorpb.Error) *kvrpcpb.GetResponse { return &kvrpcpb.GetResponse{RegionError: e} })
+		func(e *errorpb.Error, k *kvrpcpb.KeyError) *kvrpcpb.GetResponse {
+			return &kvrpcpb.GetResponse{RegionError: e, Error: k}
+		})
 }
 
 func (s *Service) KvBatchGet(ctx context.Context, req *kvrpcpb.BatchGetRequest) (*kvrpcpb.BatchGetResponse, error) {
 	return txnCall(s, ctx, req, req.GetKeys(), s.txn.BatchGet,
-		func(e *errorpb.Error) *kvrpcpb.BatchGetResponse { return &kvrpcpb.BatchGetResponse{RegionError: e} })
+		func(e *errorpb.Error, k *kvrpcpb.KeyError) *kvrpcpb.BatchGetResponse {
+			return &kvrpcpb.BatchGetResponse{RegionError: e, Error: k}
+		})
 }
 
 func (s *Service) KvScan(ctx context.Context, req *kvrpcpb.ScanRequest) (*kvrpcpb.ScanResponse, error) {
 	return txnCall(s, ctx, req, nil, s.txn.Scan,
-		func(e *errorpb.Error) *kvrpcpb.ScanResponse { return &kvrpcpb.ScanResponse{RegionError: e} })
+		func(e *errorpb.Error, k *kvrpcpb.KeyError) *kvrpcpb.ScanResponse {
+			return &kvrpcpb.ScanResponse{RegionError: e, Error: k}
+		})
 }
 
 func (s *Service) KvPrewrite(ctx context.Context, req *kvrpcpb.PrewriteRequest) (*kvrpcpb.PrewriteResponse, error) {
@@ -65,7 +90,9 @@ func (s *Service) KvPrewrite(ctx context.Context, req *kvrpcpb.PrewriteRequest) 
 		return &kvrpcpb.PrewriteResponse{RegionError: regionErr}, nil
 	}
 	return txnCall(s, ctx, req, mvcc.MutationKeys(req.GetMutations()), s.txn.Prewrite,
-		func(e *errorpb.Error) *kvrpcpb.PrewriteResponse { return &kvrpcpb.PrewriteResponse{RegionError: e} })
+		func(e *errorpb.Error, k *kvrpcpb.KeyError) *kvrpcpb.PrewriteResponse {
+			return &kvrpcpb.PrewriteResponse{RegionError: e, Errors: keyErrors(k)}
+		})
 }
 
 // KvFlush writes a batch of a pipelined-DML transaction's buffer as locks
@@ -75,78 +102,86 @@ func (s *Service) KvFlush(ctx context.Context, req *kvrpcpb.FlushRequest) (*kvrp
 		return &kvrpcpb.FlushResponse{RegionError: regionErr}, nil
 	}
 	return txnCall(s, ctx, req, mvcc.MutationKeys(req.GetMutations()), s.txn.Flush,
-		func(e *errorpb.Error) *kvrpcpb.FlushResponse { return &kvrpcpb.FlushResponse{RegionError: e} })
+		func(e *errorpb.Error, k *kvrpcpb.KeyError) *kvrpcpb.FlushResponse {
+			return &kvrpcpb.FlushResponse{RegionError: e, Errors: keyErrors(k)}
+		})
 }
 
 // KvBufferBatchGet reads back what a pipelined-DML transaction flushed
 // (mvcc.Store.BufferBatchGet).
 func (s *Service) KvBufferBatchGet(ctx context.Context, req *kvrpcpb.BufferBatchGetRequest) (*kvrpcpb.BufferBatchGetResponse, error) {
 	return txnCall(s, ctx, req, req.GetKeys(), s.txn.BufferBatchGet,
-		func(e *errorpb.Error) *kvrpcpb.BufferBatchGetResponse {
-			return &kvrpcpb.BufferBatchGetResponse{RegionError: e}
+		func(e *errorpb.Error, k *kvrpcpb.KeyError) *kvrpcpb.BufferBatchGetResponse {
+			return &kvrpcpb.BufferBatchGetResponse{RegionError: e, Error: k}
 		})
 }
 
 func (s *Service) KvCommit(ctx context.Context, req *kvrpcpb.CommitRequest) (*kvrpcpb.CommitResponse, error) {
 	defer s.waiter.release(req.GetStartVersion())
 	return txnCall(s, ctx, req, req.GetKeys(), s.txn.Commit,
-		func(e *errorpb.Error) *kvrpcpb.CommitResponse { return &kvrpcpb.CommitResponse{RegionError: e} })
+		func(e *errorpb.Error, k *kvrpcpb.KeyError) *kvrpcpb.CommitResponse {
+			return &kvrpcpb.CommitResponse{RegionError: e, Error: k}
+		})
 }
 
 func (s *Service) KvCleanup(ctx context.Context, req *kvrpcpb.CleanupRequest) (*kvrpcpb.CleanupResponse, error) {
 	defer s.waiter.release(req.GetStartVersion())
 	return txnCall(s, ctx, req, [][]byte{req.GetKey()}, s.txn.Cleanup,
-		func(e *errorpb.Error) *kvrpcpb.CleanupResponse { return &kvrpcpb.CleanupResponse{RegionError: e} })
+		func(e *errorpb.Error, k *kvrpcpb.KeyError) *kvrpcpb.CleanupResponse {
+			return &kvrpcpb.CleanupResponse{RegionError: e, Error: k}
+		})
 }
 
 func (s *Service) KvBatchRollback(ctx context.Context, req *kvrpcpb.BatchRollbackRequest) (*kvrpcpb.BatchRollbackResponse, error) {
 	defer s.waiter.release(req.GetStartVersion())
 	return txnCall(s, ctx, req, req.GetKeys(), s.txn.BatchRollback,
-		func(e *errorpb.Error) *kvrpcpb.BatchRollbackResponse {
-			return &kvrpcpb.BatchRollbackResponse{RegionError: e}
+		func(e *errorpb.Error, k *kvrpcpb.KeyError) *kvrpcpb.BatchRollbackResponse {
+			return &kvrpcpb.BatchRollbackResponse{RegionError: e, Error: k}
 		})
 }
 
 func (s *Service) KvCheckTxnStatus(ctx context.Context, req *kvrpcpb.CheckTxnStatusRequest) (*kvrpcpb.CheckTxnStatusResponse, error) {
 	defer s.waiter.release(req.GetLockTs())
 	return txnCall(s, ctx, req, [][]byte{req.GetPrimaryKey()}, s.txn.CheckTxnStatus,
-		func(e *errorpb.Error) *kvrpcpb.CheckTxnStatusResponse {
-			return &kvrpcpb.CheckTxnStatusResponse{RegionError: e}
+		func(e *errorpb.Error, k *kvrpcpb.KeyError) *kvrpcpb.CheckTxnStatusResponse {
+			return &kvrpcpb.CheckTxnStatusResponse{RegionError: e, Error: k}
 		})
 }
 
 func (s *Service) KvTxnHeartBeat(ctx context.Context, req *kvrpcpb.TxnHeartBeatRequest) (*kvrpcpb.TxnHeartBeatResponse, error) {
 	return txnCall(s, ctx, req, [][]byte{req.GetPrimaryLock()}, s.txn.TxnHeartBeat,
-		func(e *errorpb.Error) *kvrpcpb.TxnHeartBeatResponse {
-			return &kvrpcpb.TxnHeartBeatResponse{RegionError: e}
+		func(e *errorpb.Error, k *kvrpcpb.KeyError) *kvrpcpb.TxnHeartBeatResponse {
+			return &kvrpcpb.TxnHeartBeatResponse{RegionError: e, Error: k}
 		})
 }
 
 func (s *Service) KvCheckSecondaryLocks(ctx context.Context, req *kvrpcpb.CheckSecondaryLocksRequest) (*kvrpcpb.CheckSecondaryLocksResponse, error) {
 	return txnCall(s, ctx, req, req.GetKeys(), s.txn.CheckSecondaryLocks,
-		func(e *errorpb.Error) *kvrpcpb.CheckSecondaryLocksResponse {
-			return &kvrpcpb.CheckSecondaryLocksResponse{RegionError: e}
+		func(e *errorpb.Error, k *kvrpcpb.KeyError) *kvrpcpb.CheckSecondaryLocksResponse {
+			return &kvrpcpb.CheckSecondaryLocksResponse{RegionError: e, Error: k}
 		})
 }
 
 func (s *Service) KvResolveLock(ctx context.Context, req *kvrpcpb.ResolveLockRequest) (*kvrpcpb.ResolveLockResponse, error) {
 	defer s.waiter.release(resolvedTxns(req)...)
 	return txnCall(s, ctx, req, req.GetKeys(), s.txn.ResolveLock,
-		func(e *errorpb.Error) *kvrpcpb.ResolveLockResponse {
-			return &kvrpcpb.ResolveLockResponse{RegionError: e}
+		func(e *errorpb.Error, k *kvrpcpb.KeyError) *kvrpcpb.ResolveLockResponse {
+			return &kvrpcpb.ResolveLockResponse{RegionError: e, Error: k}
 		})
 }
 
 func (s *Service) KvScanLock(ctx context.Context, req *kvrpcpb.ScanLockRequest) (*kvrpcpb.ScanLockResponse, error) {
 	return txnCall(s, ctx, req, nil, s.txn.ScanLock,
-		func(e *errorpb.Error) *kvrpcpb.ScanLockResponse { return &kvrpcpb.ScanLockResponse{RegionError: e} })
+		func(e *errorpb.Error, k *kvrpcpb.KeyError) *kvrpcpb.ScanLockResponse {
+			return &kvrpcpb.ScanLockResponse{RegionError: e, Error: k}
+		})
 }
 
 func (s *Service) KVPessimisticRollback(ctx context.Context, req *kvrpcpb.PessimisticRollbackRequest) (*kvrpcpb.PessimisticRollbackResponse, error) {
 	defer s.waiter.release(req.GetStartVersion())
 	return txnCall(s, ctx, req, req.GetKeys(), s.txn.PessimisticRollback,
-		func(e *errorpb.Error) *kvrpcpb.PessimisticRollbackResponse {
-			return &kvrpcpb.PessimisticRollbackResponse{RegionError: e}
+		func(e *errorpb.Error, k *kvrpcpb.KeyError) *kvrpcpb.PessimisticRollbackResponse {
+			return &kvrpcpb.PessimisticRollbackResponse{RegionError: e, Errors: keyErrors(k)}
 		})
 }
 
@@ -160,8 +195,8 @@ func (s *Service) KvPessimisticLock(ctx context.Context, req *kvrpcpb.Pessimisti
 	for {
 		seen := s.waiter.currentGeneration()
 		resp, err := txnCall(s, ctx, req, mvcc.MutationKeys(req.GetMutations()), s.txn.PessimisticLock,
-			func(e *errorpb.Error) *kvrpcpb.PessimisticLockResponse {
-				return &kvrpcpb.PessimisticLockResponse{RegionError: e}
+			func(e *errorpb.Error, k *kvrpcpb.KeyError) *kvrpcpb.PessimisticLockResponse {
+				return &kvrpcpb.PessimisticLockResponse{RegionError: e, Errors: keyErrors(k)}
 			})
 		blocking, locked := mvcc.BlockingLock(resp)
 		remaining := deadline.Sub(s.raw.now())
