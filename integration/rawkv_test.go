@@ -1225,3 +1225,37 @@ func TestRawBatchScan(t *testing.T) {
 		}
 	})
 }
+
+// TestRawCoprocessorWithoutPlugins: the store loads no coprocessor plugins,
+// so RawCoprocessor answers, unary and batched, as TiKV does by default:
+// with "Coprocessor plugin is disabled!" in the response's error, and the
+// batch stream goes on serving.
+func TestRawCoprocessorWithoutPlugins(t *testing.T) {
+	c := startCluster(t)
+	ctx := ctxT(t)
+	kv, kvctx := rawGRPC(t, c)
+	const disabled = "Coprocessor plugin is disabled!"
+	copr := &kvrpcpb.RawCoprocessorRequest{Context: kvctx, CoprName: "example", CoprVersionReq: "1.0.0", Data: []byte("x")}
+	unary, err := kv.RawCoprocessor(ctx, copr)
+	if err != nil || unary.GetError() != disabled || unary.GetRegionError() != nil {
+		t.Fatalf("RawCoprocessor = %v, %v; want the error %q in the response", unary, err, disabled)
+	}
+
+	stream, err := kv.BatchCommands(ctx)
+	require(t, err, "open batch stream")
+	for i, req := range []*tikvpb.BatchCommandsRequest_Request{
+		{Cmd: &tikvpb.BatchCommandsRequest_Request_RawCoprocessor{RawCoprocessor: copr}},
+		{Cmd: &tikvpb.BatchCommandsRequest_Request_RawGet{RawGet: &kvrpcpb.RawGetRequest{Context: kvctx, Key: []byte("absent")}}},
+	} {
+		require(t, stream.Send(&tikvpb.BatchCommandsRequest{RequestIds: []uint64{uint64(i)}, Requests: []*tikvpb.BatchCommandsRequest_Request{req}}), "send")
+		resp, err := stream.Recv()
+		require(t, err, "receive")
+		got := resp.GetResponses()[0]
+		if i == 0 && got.GetRawCoprocessor().GetError() != disabled {
+			t.Fatalf("batched RawCoprocessor answered %v, want the error %q", got, disabled)
+		}
+		if i == 1 && !got.GetRawGet().GetNotFound() {
+			t.Fatalf("raw get after RawCoprocessor answered %v", got)
+		}
+	}
+}

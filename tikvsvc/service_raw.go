@@ -219,6 +219,17 @@ func (s *Service) RawDeleteRange(ctx context.Context, req *kvrpcpb.RawDeleteRang
 	return &kvrpcpb.RawDeleteRangeResponse{Error: errString(err)}, nil
 }
 
+// coprocessorPluginsDisabled is TiKV's answer to RawCoprocessor when it
+// runs without a coprocessor plugin directory, its default. TinyKV loads no
+// plugins.
+const coprocessorPluginsDisabled = "Coprocessor plugin is disabled!"
+
+// RawCoprocessor answers as TiKV does by default: with the error in the
+// response (client-go returns it to the caller), before any region check.
+func (s *Service) RawCoprocessor(context.Context, *kvrpcpb.RawCoprocessorRequest) (*kvrpcpb.RawCoprocessorResponse, error) {
+	return &kvrpcpb.RawCoprocessorResponse{Error: coprocessorPluginsDisabled}, nil
+}
+
 // RawGetKeyTTL returns the remaining TTL in seconds, 0 for a key without one.
 func (s *Service) RawGetKeyTTL(ctx context.Context, req *kvrpcpb.RawGetKeyTTLRequest) (*kvrpcpb.RawGetKeyTTLResponse, error) {
 	_, cf, regionErr, err := s.rawRequest(req.GetContext(), req.GetCf(), req.GetKey())
