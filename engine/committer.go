@@ -246,13 +246,14 @@ func commitToBadger(db *badger.DB, version uint64, group []*commitRequest) error
 
 // clean removes the log segments whose data Badger holds durably: a version
 // is durable in Badger once a memtable holding it has been flushed to an
-// SST, since memtables flush in version order. The Sync makes the value log
-// (values of 1 MiB and more, which SSTs only point to) durable as well.
+// SST, since memtables flush in version order. The sync makes the value log
+// files (values of 1 MiB and more, which SSTs only point to) durable as
+// well, including any Badger has moved past since the last clean.
 func (c *committer) clean() {
 	defer close(c.cleaned)
 	for range c.cleanups {
 		durable := flushedVersion(c.db)
-		if err := c.db.Sync(); err != nil {
+		if err := syncBadgerFiles(c.db); err != nil {
 			c.logger.Warn("engine: sync before removing log segments", "err", err)
 			continue
 		}

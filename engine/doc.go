@@ -12,7 +12,10 @@
 // prefix+1). Values are stored unchanged. Badger keeps one version per key
 // (its own versions are not MVCC versions; TiKV's timestamps live inside the
 // user keys, encoded by the MVCC layer). Values under 1 MiB stay in the LSM
-// tree; larger ones go to Badger's value log.
+// tree; larger ones go to Badger's value log, in files of 256 MiB. A
+// background task rewrites every minute the files that are at least half
+// garbage (values overwritten or deleted), keeping the moved values'
+// old file until they are synced (see valueLogGC).
 //
 // Keys may be empty in every CF (the stored key is then the prefix alone),
 // and sort before all other keys of the CF; the RPC layer rejects empty keys
@@ -29,8 +32,8 @@
 // the records Badger may not hold durably (all versions above those in its
 // SSTs, since memtables flush in version order), cuts off a torn last record
 // (a write never acknowledged) and fails with ErrWALCorrupt on any other
-// damage. A segment is deleted once Badger has flushed everything in it; a
-// clean Close leaves none. Badger's own sync (msync of its memory-mapped
+// damage. A segment is deleted once Badger has flushed everything in it and
+// every value log file is synced; a clean Close leaves none. Badger's own sync (msync of its memory-mapped
 // log) takes about twice as long per commit on our machines;
 // BenchmarkWriteSync compares the two.
 //

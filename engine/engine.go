@@ -23,6 +23,8 @@ type Engine struct {
 	committer *committer
 	// view is what snapshots see: the committer publishes to it.
 	view *view
+	// valueLogGC reclaims overwritten large values; nil in memory.
+	valueLogGC *valueLogGC
 }
 
 // Open opens (creating if needed) the engine stored in dir. With
@@ -49,6 +51,9 @@ func Open(dir string, opts Options) (*Engine, error) {
 	}
 	e := &Engine{db: db, logger: opts.logger(), view: v}
 	e.committer = newCommitter(db, v, w, e.logger, opts.OnLogSync)
+	if !opts.InMemory {
+		e.valueLogGC = startValueLogGC(db, e.logger, opts.valueLogGCEvery())
+	}
 	e.logger.Debug("engine opened", "dir", dir, "in_memory", opts.InMemory,
 		"sync_writes", opts.SyncWrites, "max_batch_entries", e.MaxBatchEntries(),
 		"max_batch_bytes", e.MaxBatchBytes())
@@ -59,6 +64,9 @@ func Open(dir string, opts Options) (*Engine, error) {
 // start after Close begins fail with ErrClosed. All snapshots must be closed
 // first, and no method may be called after Close.
 func (e *Engine) Close() error {
+	if e.valueLogGC != nil {
+		e.valueLogGC.close()
+	}
 	e.committer.stop()
 	w := e.committer.wal
 	if err := e.db.Close(); err != nil {

@@ -66,6 +66,11 @@ type Options struct {
 	// walSegmentSize is the size of one write-ahead log segment; tests
 	// shrink it. Zero means defaultWALSegmentSize.
 	walSegmentSize int64
+	// valueLogFileSize and valueLogGCInterval size Badger's value log files
+	// and pace their garbage collection; tests shrink them. Zero means
+	// defaultValueLogFileSize and defaultValueLogGCInterval.
+	valueLogFileSize   int64
+	valueLogGCInterval time.Duration
 }
 
 // DefaultOptions returns durable on-disk options.
@@ -82,6 +87,13 @@ func (o Options) walSegment() int64 {
 		return defaultWALSegmentSize
 	}
 	return o.walSegmentSize
+}
+
+func (o Options) valueLogGCEvery() time.Duration {
+	if o.valueLogGCInterval == 0 {
+		return defaultValueLogGCInterval
+	}
+	return o.valueLogGCInterval
 }
 
 func (o Options) logger() *slog.Logger {
@@ -103,7 +115,11 @@ func (o Options) badgerOptions(dir string) badger.Options {
 		WithLoggingLevel(badger.WARNING).
 		WithDetectConflicts(false).
 		WithNumCompactors(numCompactors).
-		WithMemTableSize(DefaultMemTableSize)
+		WithMemTableSize(DefaultMemTableSize).
+		WithValueLogFileSize(defaultValueLogFileSize)
+	if o.valueLogFileSize > 0 {
+		opts = opts.WithValueLogFileSize(o.valueLogFileSize)
+	}
 	if o.MemTableSize > 0 {
 		opts = opts.WithMemTableSize(o.MemTableSize)
 	}
