@@ -154,18 +154,10 @@ func syncBadgerFiles(db *badger.DB) error {
 			if filepath.Ext(entry.Name()) != ext {
 				continue
 			}
-			if err := syncFile(filepath.Join(dir, entry.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := syncPath(filepath.Join(dir, entry.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("engine: sync badger files: %w", err)
 			}
 		}
 	}
 	return nil
-}
-
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	return errors.Join(f.Sync(), f.Close())
 }

@@ -81,11 +81,19 @@ func valueLogFiles(t *testing.T, dir string) (names []string, size int64) {
 	return names, size
 }
 
-func TestValueLogGCReclaimsOverwrittenValues(t *testing.T) {
-	const rounds, keys = 24, 2
+// engineWithGarbage opens an engine in a new directory and overwrites its
+// large values (overwriteLargeValues).
+func engineWithGarbage(t *testing.T, rounds, keys int) (*Engine, string) {
+	t.Helper()
 	dir := t.TempDir()
 	e := openTestEngine(t, dir, valueLogOptions())
 	overwriteLargeValues(t, e, rounds, keys)
+	return e, dir
+}
+
+func TestValueLogGCReclaimsOverwrittenValues(t *testing.T) {
+	const rounds, keys = 24, 2
+	e, dir := engineWithGarbage(t, rounds, keys)
 	_, before := valueLogFiles(t, dir)
 	require.Greater(t, before, int64(rounds*keys)<<20, "the overwritten values are not in the value log")
 
@@ -104,9 +112,7 @@ func TestValueLogGCReclaimsOverwrittenValues(t *testing.T) {
 // stops with the file kept and every value readable.
 func TestValueLogGCKeepsARewrittenFileItCannotSync(t *testing.T) {
 	const rounds, keys = 8, 2
-	dir := t.TempDir()
-	e := openTestEngine(t, dir, valueLogOptions())
-	overwriteLargeValues(t, e, rounds, keys)
+	e, dir := engineWithGarbage(t, rounds, keys)
 	files, _ := valueLogFiles(t, dir)
 
 	e.valueLogGC.syncFiles = func(*badger.DB) error { return errors.New("disk gone") }

@@ -299,7 +299,7 @@ func (w *wal) rotate(version uint64) error {
 	if err != nil {
 		return err
 	}
-	if err := syncDir(w.dir); err != nil {
+	if err := syncPath(w.dir); err != nil {
 		return errors.Join(err, f.Close())
 	}
 	if w.active != nil {
@@ -395,11 +395,12 @@ func truncateFile(path string, size int64) error {
 	return errors.Join(f.Sync(), f.Close())
 }
 
-// syncDir makes a file creation or removal in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+// syncPath fsyncs the file or directory at path. For a directory, that
+// makes a file creation or removal in it durable.
+func syncPath(path string) error {
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
-	return errors.Join(d.Sync(), d.Close())
+	return errors.Join(f.Sync(), f.Close())
 }
