@@ -111,36 +111,61 @@ func checkAnswered(t *testing.T, server *process, seed uint64, method string, re
 	}
 }
 
-// sendRandomBatches sends random batched commands, one per stream message,
-// on BatchCommands streams. A command the store rejects ends its stream
-// with a status (as a failed unary call does); the next one opens a new
-// stream.
+// sendRandomBatches sends random batched commands on BatchCommands
+// streams, one to eight in a stream message, so that they run
+// concurrently, and waits for all of their responses. A command the store
+// rejects ends its stream with a status (as a failed unary call does); the
+// next message opens a new stream.
 func (s *storeClient) sendRandomBatches(t *testing.T, c *cluster, seed uint64, r *rand.Rand, filler *protoFiller) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	reqType := reflect.TypeOf(&tikvpb.BatchCommandsRequest_Request{})
 	var stream tikvpb.Tikv_BatchCommandsClient
-	for i := range 60 * robustnessCallsPerMethod {
+	for sent := 0; sent < 60*robustnessCallsPerMethod; {
 		if stream == nil {
 			var err error
 			stream, err = s.tikv.BatchCommands(ctx)
 			checkAnswered(t, c.store, seed, "BatchCommands", nil, err)
 		}
+		msg := s.randomBatch(r, filler, uint64(sent), 1+r.IntN(8))
+		sent += len(msg.Requests)
+		err := stream.Send(msg)
+		if err == nil {
+			err = recvWithin(func() error { return receiveAll(stream, len(msg.Requests)) }, 10*time.Second)
+		}
+		if err != nil {
+			checkAnswered(t, c.store, seed, "BatchCommands", msg, err)
+			stream = nil
+		}
+	}
+}
+
+// randomBatch returns a stream message of n random batched commands with
+// IDs from firstID on.
+func (s *storeClient) randomBatch(r *rand.Rand, filler *protoFiller, firstID uint64, n int) *tikvpb.BatchCommandsRequest {
+	reqType := reflect.TypeOf(&tikvpb.BatchCommandsRequest_Request{})
+	msg := &tikvpb.BatchCommandsRequest{}
+	for i := range n {
 		batched := filler.message(reqType).Interface().(*tikvpb.BatchCommandsRequest_Request)
 		if inner := batchedRequest(batched); inner.IsValid() {
 			s.withContext(r, inner)
 		}
-		msg := &tikvpb.BatchCommandsRequest{RequestIds: []uint64{uint64(i)}, Requests: []*tikvpb.BatchCommandsRequest_Request{batched}}
-		err := stream.Send(msg)
-		if err == nil {
-			err = recvWithin(func() error { _, err := stream.Recv(); return err }, 10*time.Second)
-		}
-		if err != nil {
-			checkAnswered(t, c.store, seed, "BatchCommands", batched, err)
-			stream = nil
-		}
+		msg.RequestIds = append(msg.RequestIds, firstID+uint64(i))
+		msg.Requests = append(msg.Requests, batched)
 	}
+	return msg
+}
+
+// receiveAll receives stream messages until n responses have come.
+func receiveAll(stream tikvpb.Tikv_BatchCommandsClient, n int) error {
+	for n > 0 {
+		resp, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		n -= len(resp.GetResponses())
+	}
+	return nil
 }
 
 // batchedRequest returns the request inside a batched command's oneof
