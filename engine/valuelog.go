@@ -38,7 +38,7 @@ const valueLogGCDiscardRatio = 0.5
 const defaultValueLogFileSize = 256 << 20
 
 // pinPrefix matches no stored key (every key starts with a column family
-// byte), so an iterator over it reads nothing and holds no SSTs.
+// byte), so an iterator over it reads nothing and holds only the memtables.
 var pinPrefix = []byte("\x00pin")
 
 // valueLogGC rewrites value log files whose values are mostly overwritten
@@ -49,10 +49,10 @@ var pinPrefix = []byte("\x00pin")
 // engine's write-ahead log makes commits durable, but these writes are
 // Badger's own). A machine crash right after would lose values that were
 // committed long before. Badger postpones deleting the file while any
-// iterator is open, so one is held across each rewrite and closed, letting
-// Badger delete the file, only after syncFiles has made the moved data durable.
-// If that fails the iterator is never closed: the file stays on disk
-// and GC stops.
+// iterator is open, so one is held across each rewrite and closed (letting
+// Badger delete the file) only after syncFiles has made the moved data
+// durable. If that fails the iterator is never closed: the file stays on
+// disk and GC stops.
 type valueLogGC struct {
 	db       *badger.DB
 	logger   *slog.Logger

@@ -123,9 +123,9 @@ func (f *protoFiller) int(v reflect.Value) int64 {
 	return []int64{0, 1, -1, 2, 100, 3000, 1 << 40, math.MaxInt64, math.MinInt64}[f.rand.IntN(9)]
 }
 
-// uint draws an unsigned edge value: timestamps around now, small counts,
-// the maximum.
+// uint draws an unsigned edge value: small counts and timestamps, a
+// timestamp far in the future and the next one, the maximum.
 func (f *protoFiller) uint() uint64 {
-	now := uint64(1) << 62
-	return []uint64{0, 1, 2, 10, 1000, now, now + 1, math.MaxUint64}[f.rand.IntN(8)]
+	future := uint64(1) << 62
+	return []uint64{0, 1, 2, 10, 1000, future, future + 1, math.MaxUint64}[f.rand.IntN(8)]
 }

@@ -3,7 +3,9 @@ package integration
 import (
 	"context"
 	"math/rand/v2"
+	"os"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 
@@ -19,23 +21,22 @@ import (
 // robustnessCallsPerMethod is how many random requests each method gets.
 const robustnessCallsPerMethod = 25
 
-// TestEveryStoreMethodSurvivesRandomRequests sends every unary tikvpb.Tikv
-// method, and every batched command, requests with random fields (edge
-// numbers, keys from a small pool, random enums, nested messages, oneofs),
-// most of them with a valid region context so that they get past the
-// region check. A bad request must be answered (in the response's error
+// TestEveryStoreMethodSurvivesRandomRequests sends every tikvpb.Tikv method
+// that takes one request, and every batched command, requests with random
+// fields (edge numbers, keys from a small pool, random enums, nested
+// messages, oneofs), most of them with a valid region context so that they
+// get past the region check. A bad request must be answered (in the response's error
 // fields or with a gRPC status) within the deadline: a handler that
 // panicked would take the store down, and one that hung would exceed it.
 // The store must then still serve reads and writes.
 func TestEveryStoreMethodSurvivesRandomRequests(t *testing.T) {
 	c := startCluster(t)
 	s := c.storeClient(t)
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	seed := randomSeed(t)
 	r := rand.New(rand.NewPCG(seed, 0))
 	filler := newProtoFiller(r)
 
-	called := callEveryUnaryMethod(t, s.tikv, filler, func(req reflect.Value) { s.withContext(r, req) },
+	called := callEverySingleRequestMethod(t, s.tikv, filler, func(req reflect.Value) { s.withContext(r, req) },
 		func(method string, req any, err error) { checkAnswered(t, c.store, seed, method, req, err) })
 	if called < 60*robustnessCallsPerMethod {
 		t.Fatalf("only %d calls made; the method filter is wrong", called)
@@ -51,19 +52,38 @@ func TestEveryStoreMethodSurvivesRandomRequests(t *testing.T) {
 	}
 }
 
-// callEveryUnaryMethod calls each unary method of a gRPC client
+// randomSeedVariable names the environment variable that replays a
+// randomized test with the seed a failure printed.
+const randomSeedVariable = "TINYKV_SEED"
+
+// randomSeed returns the seed of a randomized test, TINYKV_SEED when set and
+// the clock otherwise, and logs it.
+func randomSeed(t *testing.T) uint64 {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv(randomSeedVariable); v != "" {
+		var err error
+		seed, err = strconv.ParseUint(v, 10, 64)
+		require(t, err, "parse "+randomSeedVariable)
+	}
+	t.Logf("seed %d (replay with %s=%d)", seed, randomSeedVariable, seed)
+	return seed
+}
+
+// callEverySingleRequestMethod calls each method of a gRPC client that takes
+// one request (unary, or server-streaming, whose stream is only opened)
 // robustnessCallsPerMethod times with a random request, which prepare
 // completes (most get a valid context or header, so that they reach their
 // handler), and hands each outcome to answered. It returns the number of
 // calls made.
-func callEveryUnaryMethod(t *testing.T, client any, filler *protoFiller, prepare func(req reflect.Value),
+func callEverySingleRequestMethod(t *testing.T, client any, filler *protoFiller, prepare func(req reflect.Value),
 	answered func(method string, req any, err error)) int {
 	t.Helper()
 	called := 0
 	methods := reflect.ValueOf(client)
 	for i := range methods.NumMethod() {
 		method, call := methods.Type().Method(i), methods.Method(i)
-		// Unary methods: (ctx, *Req, ...grpc.CallOption) (*Resp, error).
+		// (ctx, *Req, ...grpc.CallOption) (*Resp or stream, error).
 		if mt := call.Type(); mt.NumIn() != 3 || mt.NumOut() != 2 || !mt.IsVariadic() || mt.In(1).Kind() != reflect.Pointer {
 			continue
 		}
@@ -182,8 +202,8 @@ func batchedRequest(b *tikvpb.BatchCommandsRequest_Request) reflect.Value {
 	return inner
 }
 
-// recvWithin runs recv, which receives one stream message, or fails with
-// DeadlineExceeded when none comes within limit.
+// recvWithin runs recv, which receives from a stream, and fails with
+// DeadlineExceeded when it has not returned within limit.
 func recvWithin(recv func() error, limit time.Duration) error {
 	done := make(chan error, 1)
 	go func() { done <- recv() }()
@@ -195,17 +215,16 @@ func recvWithin(recv func() error, limit time.Duration) error {
 	}
 }
 
-// TestEveryPDMethodSurvivesRandomRequests sends every unary pdpb.PD method
-// random requests, most with the cluster's header, then random requests on
-// the Tso and RegionHeartbeat streams. Each unary call must be answered
+// TestEveryPDMethodSurvivesRandomRequests sends random requests to every
+// pdpb.PD method that takes one request, most with the cluster's header,
+// then on the Tso and RegionHeartbeat streams. Each call must be answered
 // within its deadline, a Tso request too (a response or the stream's end),
 // and PD must then still hand out timestamps and answer region queries.
 // Random heartbeats may legitimately rewrite PD's view of the regions, so
 // the check after them is that PD answers, not what.
 func TestEveryPDMethodSurvivesRandomRequests(t *testing.T) {
 	c := startCluster(t)
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	seed := randomSeed(t)
 	r := rand.New(rand.NewPCG(seed, 0))
 	filler := newProtoFiller(r)
 	conn, err := grpc.NewClient(c.pd.client, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -218,7 +237,7 @@ func TestEveryPDMethodSurvivesRandomRequests(t *testing.T) {
 	withHeader := func(req reflect.Value) { setMostly(r, req, "Header", header) }
 	answered := func(method string, req any, err error) { checkAnswered(t, c.pd.process, seed, method, req, err) }
 
-	if called := callEveryUnaryMethod(t, pdc, filler, withHeader, answered); called < 40*robustnessCallsPerMethod {
+	if called := callEverySingleRequestMethod(t, pdc, filler, withHeader, answered); called < 40*robustnessCallsPerMethod {
 		t.Fatalf("only %d calls made; the method filter is wrong", called)
 	}
 	tsoStream(t, pdc, filler, withHeader, answered)
