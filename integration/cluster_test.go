@@ -3,7 +3,10 @@ package integration
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -108,6 +111,28 @@ func TestSmokeTxnAndRaw(t *testing.T) {
 
 // metric returns the value of one series from the store's /metrics, or 0
 // when the series is absent.
+// TestStoreKeepsSysmonAwake checks that the store process the test started
+// serves with schedtrace in its GODEBUG: tinykv-server executes itself again
+// with it, in place, to keep the Go runtime's sysmon from parking (package
+// sysmon).
+func TestStoreKeepsSysmonAwake(t *testing.T) {
+	if strings.Contains(os.Getenv("GODEBUG"), "schedtrace=") {
+		t.Skip("GODEBUG sets schedtrace, which the store leaves alone")
+	}
+	c := startCluster(t)
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", c.store.cmd.Process.Pid))
+	require(t, err, "read the store's environment")
+	for _, entry := range strings.Split(string(environ), "\x00") {
+		if godebug, ok := strings.CutPrefix(entry, "GODEBUG="); ok {
+			if !slices.Contains(strings.Split(godebug, ","), "schedtrace=2147483647") {
+				t.Fatalf("store runs with GODEBUG=%s, want schedtrace=2147483647 in it", godebug)
+			}
+			return
+		}
+	}
+	t.Fatalf("store runs without GODEBUG, want schedtrace=2147483647")
+}
+
 func (c *cluster) metric(t *testing.T, series string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + c.status + "/metrics")

@@ -9,6 +9,10 @@
 // --pd/-scheduler, --addr, --advertise-addr, --status-addr, --config (TOML),
 // --log-file, -L/-loglevel, --labels (k=v,k=v). Flags override the config
 // file. SIGINT and SIGTERM shut the store down cleanly.
+//
+// On start the store executes itself again with schedtrace added to GODEBUG,
+// which keeps the Go runtime's sysmon thread from parking and costs far less
+// CPU under load (package sysmon says why); GODEBUG=schedtrace=0 opts out.
 package main
 
 import (
@@ -25,6 +29,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/pingcap/kvproto/pkg/metapb"
 	"github.com/tinykv/tinykv/internal/logutil"
+	"github.com/tinykv/tinykv/internal/sysmon"
 	"github.com/tinykv/tinykv/tikvsvc"
 )
 
@@ -49,13 +54,17 @@ type fileConfig struct {
 }
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	keepAwakeErr := sysmon.KeepAwake()
+	if err := run(os.Args[1:], keepAwakeErr); err != nil {
 		fmt.Fprintln(os.Stderr, "tinykv-server:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+// run serves until SIGINT or SIGTERM. keepAwakeErr is why the process could
+// not keep the runtime's sysmon from parking (see package sysmon), if it
+// could not.
+func run(args []string, keepAwakeErr error) error {
 	cfg, err := parseConfig(args)
 	if err != nil {
 		return err
@@ -66,6 +75,9 @@ func run(args []string) error {
 	}
 	defer closeLog()
 	slog.SetDefault(logger)
+	if keepAwakeErr != nil {
+		logger.Warn("sysmon keeps the runtime's default polling", "err", keepAwakeErr)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
