@@ -112,15 +112,21 @@ func TestSmokeTxnAndRaw(t *testing.T) {
 // metric returns the value of one series from the store's /metrics, or 0
 // when the series is absent.
 // TestStoreKeepsSysmonAwake checks that the store process the test started
-// serves with schedtrace in its GODEBUG: tinykv-server executes itself again
-// with it, in place, to keep the Go runtime's sysmon from parking (package
-// sysmon).
+// serves with schedtrace in its GODEBUG, under its own name: tinykv-server
+// executes itself again with it, in place, to keep the Go runtime's sysmon
+// from parking (package sysmon).
 func TestStoreKeepsSysmonAwake(t *testing.T) {
 	if strings.Contains(os.Getenv("GODEBUG"), "schedtrace=") {
 		t.Skip("GODEBUG sets schedtrace, which the store leaves alone")
 	}
 	c := startCluster(t)
-	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", c.store.cmd.Process.Pid))
+	proc := fmt.Sprintf("/proc/%d/", c.store.cmd.Process.Pid)
+	comm, err := os.ReadFile(proc + "comm")
+	require(t, err, "read the store's process name")
+	if name := strings.TrimSpace(string(comm)); name != "tinykv-server" {
+		t.Errorf("store process is named %q, want tinykv-server (as ps and pgrep show it)", name)
+	}
+	environ, err := os.ReadFile(proc + "environ")
 	require(t, err, "read the store's environment")
 	for _, entry := range strings.Split(string(environ), "\x00") {
 		if godebug, ok := strings.CutPrefix(entry, "GODEBUG="); ok {

@@ -23,7 +23,7 @@
 // sysmon while GODEBUG's schedtrace is set (sysmon must stay awake to print
 // the scheduler trace on time). GODEBUG is read once, when the program
 // starts, so KeepAwake executes the program again, in place (same process,
-// same ID, same arguments and open files), with schedtrace set to its
+// same ID and name, same arguments and open files), with schedtrace set to its
 // longest period, 2^31−1 ms (about 24.8 days). The price: a one-line
 // scheduler trace on standard error once per period (and one at start on
 // a machine that has been up for longer than that), and a

@@ -10,10 +10,6 @@ import (
 	"syscall"
 )
 
-// selfExe names the running program's file on Linux, also after the file
-// was replaced or removed.
-const selfExe = "/proc/self/exe"
-
 // schedtraceSetting is the GODEBUG setting KeepAwake adds: the longest
 // scheduler trace period the runtime accepts, in milliseconds.
 var schedtraceSetting = "schedtrace=" + strconv.Itoa(math.MaxInt32)
@@ -29,9 +25,15 @@ func KeepAwake() error {
 	if !changed || runtime.GOOS != "linux" {
 		return nil
 	}
+	// The program's own path, not /proc/self/exe: the kernel names the
+	// process after the file executed, and ps, pgrep and top show that name.
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the program to execute again: %w", err)
+	}
 	env := append(withoutGodebug(os.Environ()), "GODEBUG="+godebug)
-	err := syscall.Exec(selfExe, os.Args, env)
-	return fmt.Errorf("execute %s again with GODEBUG=%s: %w", selfExe, godebug, err)
+	err = syscall.Exec(exe, os.Args, env)
+	return fmt.Errorf("execute %s again with GODEBUG=%s: %w", exe, godebug, err)
 }
 
 // withSchedtrace returns godebug with schedtraceSetting added, and whether

@@ -3,6 +3,7 @@ package sysmon
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,7 +39,7 @@ func TestWithoutGodebug(t *testing.T) {
 }
 
 // helperEnv marks the test binary run by runHelper: it calls KeepAwake and
-// prints its process ID and GODEBUG.
+// prints its process ID, its process name and GODEBUG.
 const helperEnv = "SYSMON_TEST_HELPER"
 
 func TestMain(m *testing.M) {
@@ -47,15 +48,23 @@ func TestMain(m *testing.M) {
 			os.Stdout.WriteString("error: " + err.Error() + "\n")
 			os.Exit(1)
 		}
-		os.Stdout.WriteString(strconv.Itoa(os.Getpid()) + " " + os.Getenv("GODEBUG") + "\n")
+		comm, err := os.ReadFile("/proc/self/comm")
+		if err != nil {
+			os.Stdout.WriteString("error: " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Stdout.WriteString(strconv.Itoa(os.Getpid()) + " " + strings.TrimSpace(string(comm)) + " " +
+			os.Getenv("GODEBUG") + "\n")
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
 
-// runHelper runs the test binary as a helper with the given GODEBUG and
-// returns the process ID it started as and the helper's report.
-func runHelper(t *testing.T, godebug string) (pid int, report string) {
+// runHelper runs the test binary as a helper with the given GODEBUG. It
+// returns the helper's report and the start of the report it wants: the
+// process ID the helper started with and its name (the kernel keeps 15
+// bytes of the file's name).
+func runHelper(t *testing.T, godebug string) (report, sameProcess string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(withoutGodebug(os.Environ()), helperEnv+"=1", "GODEBUG="+godebug)
@@ -69,20 +78,20 @@ func runHelper(t *testing.T, godebug string) (pid int, report string) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("helper: %v, output %q, standard error %q", err, out.String(), errOut.String())
 	}
-	return cmd.Process.Pid, strings.TrimSpace(out.String())
+	name := filepath.Base(os.Args[0])
+	return strings.TrimSpace(out.String()), strconv.Itoa(cmd.Process.Pid) + " " + name[:min(len(name), 15)]
 }
 
 func TestKeepAwakeExecutesTheProgramAgainInPlace(t *testing.T) {
-	pid, report := runHelper(t, "gctrace=0")
-	want := strconv.Itoa(pid) + " gctrace=0," + schedtraceSetting
-	if report != want {
-		t.Fatalf("helper reported %q, want %q (same process, schedtrace added)", report, want)
+	report, sameProcess := runHelper(t, "gctrace=0")
+	if want := sameProcess + " gctrace=0," + schedtraceSetting; report != want {
+		t.Fatalf("helper reported %q, want %q (same process and name, schedtrace added)", report, want)
 	}
 }
 
 func TestKeepAwakeLeavesASchedtraceAlone(t *testing.T) {
-	pid, report := runHelper(t, "schedtrace=0")
-	if want := strconv.Itoa(pid) + " schedtrace=0"; report != want {
+	report, sameProcess := runHelper(t, "schedtrace=0")
+	if want := sameProcess + " schedtrace=0"; report != want {
 		t.Fatalf("helper reported %q, want %q", report, want)
 	}
 }
