@@ -109,8 +109,6 @@ func TestSmokeTxnAndRaw(t *testing.T) {
 	}
 }
 
-// metric returns the value of one series from the store's /metrics, or 0
-// when the series is absent.
 // TestStoreKeepsSysmonAwake checks that the store process the test started
 // serves with schedtrace in its GODEBUG, under its own name: tinykv-server
 // executes itself again with it, in place, to keep the Go runtime's sysmon
@@ -139,6 +137,8 @@ func TestStoreKeepsSysmonAwake(t *testing.T) {
 	t.Fatalf("store runs without GODEBUG, want schedtrace=2147483647")
 }
 
+// metric returns the value of one series from the store's /metrics, or 0
+// when the series is absent.
 func (c *cluster) metric(t *testing.T, series string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + c.status + "/metrics")

@@ -2,17 +2,15 @@ package sysmon
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 )
 
 // schedtraceSetting is the GODEBUG setting KeepAwake adds: the longest
-// scheduler trace period the runtime accepts, in milliseconds.
-var schedtraceSetting = "schedtrace=" + strconv.Itoa(math.MaxInt32)
+// scheduler trace period the runtime accepts, math.MaxInt32 milliseconds.
+const schedtraceSetting = "schedtrace=2147483647"
 
 // KeepAwake executes the running program again with schedtrace added to
 // GODEBUG, unless GODEBUG sets schedtrace already or the system is not
