@@ -15,6 +15,12 @@ const (
 	CfDefault CF = iota
 	CfLock
 	CfWrite
+	// CfRaft is the raftstore's local state in the KV engine (each region's
+	// apply state and region state, TiKV's raft CF), written in the same
+	// batches as the data it describes. It is not a data CF: AllCFs leaves
+	// it out, so range deletes and size estimates of data never touch it,
+	// and ParseCF refuses its name, so no client request can address it.
+	CfRaft
 )
 
 // MaxKeySize is the longest user key the engine stores: Badger's 65000-byte
@@ -25,22 +31,23 @@ const MaxKeySize = 65000 - 1
 // distinct single bytes, and prefix+1 is never a prefix, so the encoded
 // range of a CF is exactly [prefix, prefix+1). None is '!', which starts
 // Badger's reserved "!badger!" keys.
-var cfPrefixes = [...]byte{CfDefault: 'd', CfLock: 'l', CfWrite: 'w'}
+var cfPrefixes = [...]byte{CfDefault: 'd', CfLock: 'l', CfWrite: 'w', CfRaft: 'r'}
 
-var cfNames = [...]string{CfDefault: "default", CfLock: "lock", CfWrite: "write"}
+var cfNames = [...]string{CfDefault: "default", CfLock: "lock", CfWrite: "write", CfRaft: "raft"}
 
-// AllCFs returns every column family in prefix order.
+// AllCFs returns every data column family in prefix order (CfRaft is not
+// one).
 func AllCFs() []CF { return []CF{CfDefault, CfLock, CfWrite} }
 
-// ParseCF maps a TiKV column family name to a CF. The empty name means
+// ParseCF maps a TiKV data column family name to a CF. The empty name means
 // CfDefault, as in kvproto requests.
 func ParseCF(name string) (CF, error) {
 	if name == "" {
 		return CfDefault, nil
 	}
-	for cf, cfName := range cfNames {
-		if cfName == name {
-			return CF(cf), nil
+	for _, cf := range AllCFs() {
+		if cf.String() == name {
+			return cf, nil
 		}
 	}
 	return 0, fmt.Errorf("engine: column family %q: %w", name, ErrUnknownCF)

@@ -6,7 +6,8 @@
 // # On-disk layout
 //
 // One Badger database per directory. A column family is a one-byte key
-// prefix: CfDefault 'd', CfLock 'l', CfWrite 'w'. The stored key is the prefix
+// prefix: CfDefault 'd', CfLock 'l', CfWrite 'w', and the raftstore's local
+// CfRaft 'r'. The stored key is the prefix
 // followed by the user key, unchanged, so within a CF stored keys sort as
 // user keys do and the CF occupies exactly the stored range [prefix,
 // prefix+1). Values are stored unchanged. Badger keeps one version per key

@@ -33,6 +33,25 @@ func TestParseCF(t *testing.T) {
 	}
 }
 
+// TestRaftCFIsLocal checks that CfRaft holds data like any CF but stays out
+// of what works on data CFs: a range delete over all CFs and size estimates.
+func TestRaftCFIsLocal(t *testing.T) {
+	e := openMemEngine(t)
+	wb := NewWriteBatch()
+	wb.Put(CfRaft, []byte("k"), []byte("apply state"))
+	wb.Put(CfDefault, []byte("k"), []byte("data"))
+	require.NoError(t, e.Write(wb))
+	require.Equal(t, RangeStats{Keys: 1, Bytes: 5}, e.ApproximateSize(nil, nil))
+
+	require.NoError(t, e.DeleteRangeAllCFs(nil, nil))
+	_, err := e.Get(CfDefault, []byte("k"))
+	require.ErrorIs(t, err, ErrNotFound)
+	got, err := e.Get(CfRaft, []byte("k"))
+	require.NoError(t, err)
+	require.Equal(t, "apply state", string(got))
+	require.Equal(t, "raft", CfRaft.String())
+}
+
 func TestWriteBatchAccounting(t *testing.T) {
 	wb := NewWriteBatch()
 	require.Equal(t, 0, wb.Len())

@@ -1,0 +1,7 @@
+package raft
+
+// LastIndex returns the index of the last entry in the node's log, stable or
+// not. Right after a successful Propose on a leader it is the index of the
+// proposed entry, which an application uses to match the proposal with the
+// committed entry (together with the term from BasicStatus).
+func (rn *RawNode) LastIndex() uint64 { return rn.raft.raftLog.lastIndex() }

@@ -1,0 +1,202 @@
+package raftstore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/pingcap/kvproto/pkg/eraftpb"
+	"github.com/pingcap/kvproto/pkg/errorpb"
+	"github.com/pingcap/kvproto/pkg/metapb"
+	"github.com/pingcap/kvproto/pkg/raft_cmdpb"
+	"github.com/pingcap/kvproto/pkg/raft_serverpb"
+	"github.com/tinykv/tinykv/engine"
+)
+
+// proposal is a command a leader proposed at (index, term), waiting for the
+// entry at index to apply. If the entry applied there has another term, the
+// command was overwritten and is answered stale_command.
+type proposal struct {
+	index, term uint64
+	// done is called once, with the command's response, after the entry's
+	// effects are written.
+	done func(*raft_cmdpb.RaftCmdResponse)
+}
+
+// applyTask carries committed entries to a region's applier, with the
+// proposals they resolve (every proposal at or below the last entry's
+// index).
+type applyTask struct {
+	entries   []*eraftpb.Entry
+	proposals []proposal
+}
+
+// applyResult tells the peer how far its applier got.
+type applyResult struct {
+	appliedIndex, appliedTerm uint64
+}
+
+// applier is a region's apply FSM: it owns the region's apply state and its
+// view of the region as of the applied index, and writes committed commands
+// to the KV engine together with the apply state that records them.
+type applier struct {
+	regionID uint64
+	region   *metapb.Region
+	state    *raft_serverpb.RaftApplyState
+	// appliedTerm is the term of the entry at state.AppliedIndex.
+	appliedTerm uint64
+}
+
+// pendingResponse is a response to hand out once the apply round's batch is
+// written.
+type pendingResponse struct {
+	done func(*raft_cmdpb.RaftCmdResponse)
+	resp *raft_cmdpb.RaftCmdResponse
+}
+
+// applyRound applies the tasks of a batch of appliers in one KV write, then
+// answers the proposals and reports to the peers.
+func (s *Store) applyRound(batch []delivery[*applier, applyTask]) {
+	wb := engine.NewWriteBatch()
+	var responses []pendingResponse
+	results := make([]applyResult, 0, len(batch))
+	for _, d := range batch {
+		a := d.fsm
+		for _, task := range d.msgs {
+			responses = a.applyTask(task, wb, responses)
+		}
+		if err := putProto(wb, engine.CfRaft, applyStateKey(a.regionID), a.state); err != nil {
+			s.fatal("encode apply state", err, a.regionID)
+		}
+		results = append(results, applyResult{appliedIndex: a.state.GetAppliedIndex(), appliedTerm: a.appliedTerm})
+	}
+	if err := writeBatch(s.cfg.KV, wb); err != nil {
+		s.fatal("write applied entries to the kv engine", err, 0)
+	}
+	for _, r := range responses {
+		r.done(r.resp)
+	}
+	for i, d := range batch {
+		s.sendPeer(d.fsm.regionID, peerMsg{kind: msgApplied, applied: results[i]})
+	}
+}
+
+// applyTask stages the task's entries in order and collects the responses
+// to its proposals.
+func (a *applier) applyTask(task applyTask, wb *engine.WriteBatch, responses []pendingResponse) []pendingResponse {
+	props := task.proposals
+	for _, e := range task.entries {
+		if e.Index <= a.state.GetAppliedIndex() {
+			continue
+		}
+		resp := a.applyEntry(e, wb)
+		for len(props) > 0 && props[0].index <= e.Index {
+			p := props[0]
+			props = props[1:]
+			if p.index == e.Index && p.term == e.Term {
+				responses = append(responses, pendingResponse{done: p.done, resp: resp})
+			} else {
+				responses = append(responses, pendingResponse{done: p.done, resp: errorResponse(errStaleCommand(), e.Term)})
+			}
+		}
+		a.state.AppliedIndex = e.Index
+		a.appliedTerm = e.Term
+	}
+	for _, p := range props {
+		responses = append(responses, pendingResponse{done: p.done, resp: errorResponse(errStaleCommand(), a.appliedTerm)})
+	}
+	return responses
+}
+
+// applyEntry stages one committed entry and returns the response for its
+// proposer.
+func (a *applier) applyEntry(e *eraftpb.Entry, wb *engine.WriteBatch) *raft_cmdpb.RaftCmdResponse {
+	if e.EntryType != eraftpb.EntryType_EntryNormal {
+		return errorResponse(&errorpb.Error{Message: "raftstore: membership changes are not supported yet"}, e.Term)
+	}
+	if len(e.Data) == 0 {
+		// A new leader's empty entry.
+		return errorResponse(errStaleCommand(), e.Term)
+	}
+	req := &raft_cmdpb.RaftCmdRequest{}
+	if err := req.Unmarshal(e.Data); err != nil {
+		return errorResponse(&errorpb.Error{Message: fmt.Sprintf("raftstore: entry %d is not a command: %v", e.Index, err)}, e.Term)
+	}
+	if rerr := checkRegion(req.GetHeader(), a.region, false); rerr != nil {
+		return errorResponse(rerr, e.Term)
+	}
+	if err := stageWrites(req.GetRequests(), a.region, wb); err != nil {
+		return errorResponse(err, e.Term)
+	}
+	resp := &raft_cmdpb.RaftCmdResponse{Header: &raft_cmdpb.RaftResponseHeader{CurrentTerm: e.Term}}
+	for _, r := range req.GetRequests() {
+		resp.Responses = append(resp.Responses, &raft_cmdpb.Response{CmdType: r.GetCmdType()})
+	}
+	return resp
+}
+
+// stageWrites checks every request of a write command, then stages them
+// all: a command applies entirely or not at all.
+func stageWrites(reqs []*raft_cmdpb.Request, region *metapb.Region, wb *engine.WriteBatch) *errorpb.Error {
+	type write struct {
+		cf     engine.CF
+		key    []byte
+		value  []byte
+		delete bool
+	}
+	writes := make([]write, 0, len(reqs))
+	for _, r := range reqs {
+		var w write
+		var cfName string
+		switch r.GetCmdType() {
+		case raft_cmdpb.CmdType_Put:
+			cfName, w.key, w.value = r.GetPut().GetCf(), r.GetPut().GetKey(), r.GetPut().GetValue()
+		case raft_cmdpb.CmdType_Delete:
+			cfName, w.key, w.delete = r.GetDelete().GetCf(), r.GetDelete().GetKey(), true
+		default:
+			return &errorpb.Error{Message: fmt.Sprintf("raftstore: %s is not a write command", r.GetCmdType())}
+		}
+		cf, err := engine.ParseCF(cfName)
+		if err != nil {
+			return &errorpb.Error{Message: err.Error()}
+		}
+		if !keyInRegion(w.key, region) {
+			return errKeyNotInRegion(w.key, region)
+		}
+		w.cf = cf
+		writes = append(writes, w)
+	}
+	for _, w := range writes {
+		if w.delete {
+			wb.Delete(w.cf, w.key)
+		} else {
+			wb.Put(w.cf, w.key, w.value)
+		}
+	}
+	return nil
+}
+
+// keyInRegion reports whether a data key lies in the region. Versioned keys
+// (an encoded key and a timestamp) compare with the region's encoded bounds
+// as their encoded key does, since the encoding is prefix-free.
+func keyInRegion(key []byte, region *metapb.Region) bool {
+	return bytes.Compare(key, region.GetStartKey()) >= 0 &&
+		(len(region.GetEndKey()) == 0 || bytes.Compare(key, region.GetEndKey()) < 0)
+}
+
+func errorResponse(err *errorpb.Error, term uint64) *raft_cmdpb.RaftCmdResponse {
+	return &raft_cmdpb.RaftCmdResponse{Header: &raft_cmdpb.RaftResponseHeader{Error: err, CurrentTerm: term}}
+}
+
+// writeBatch writes wb atomically when it fits one commit, otherwise in
+// order in several. Split batches stay safe to replay after a crash: each
+// region's apply state (or raft state) follows the data it describes, and
+// replaying blind puts and deletes over a prefix of them ends in the same
+// state.
+func writeBatch(db *engine.Engine, wb *engine.WriteBatch) error {
+	err := db.Write(wb)
+	if errors.Is(err, engine.ErrBatchTooLarge) {
+		err = db.WriteNonAtomic(wb)
+	}
+	return err
+}

@@ -1,0 +1,401 @@
+package raftstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pingcap/kvproto/pkg/errorpb"
+	"github.com/pingcap/kvproto/pkg/metapb"
+	"github.com/pingcap/kvproto/pkg/raft_cmdpb"
+	"github.com/pingcap/kvproto/pkg/raft_serverpb"
+	"github.com/stretchr/testify/require"
+	"github.com/tinykv/tinykv/engine"
+	"github.com/tinykv/tinykv/internal/testutil"
+)
+
+// The test cluster: n stores in one process, on real engines in temporary
+// directories, connected by a simulated network whose filters drop
+// messages (at random, seeded) or partition the stores. It plays the part
+// of the TinyKV course's test_raftstore harness.
+
+// Test timing: 10 ms ticks, elections after 10–20 ticks.
+const (
+	testTick          = 10 * time.Millisecond
+	testElectionTicks = 10
+	electionTimeout   = testElectionTicks * testTick
+)
+
+// simNetwork delivers raft messages between the cluster's stores through
+// its filters. Messages are encoded and decoded on the way, as over gRPC,
+// so no two stores share memory.
+type simNetwork struct {
+	mu     sync.Mutex
+	rng    *rand.Rand
+	stores map[uint64]*Store
+	// group maps a store to its side of a partition; stores on different
+	// sides cannot talk. Empty means no partition.
+	group map[uint64]int
+	// keep is the probability that a message survives each drop filter;
+	// drops stack: a message passes all of them or is lost.
+	keep  float64
+	drops int
+}
+
+func (n *simNetwork) transport(from uint64) Transport { return storeTransport{net: n, from: from} }
+
+type storeTransport struct {
+	net  *simNetwork
+	from uint64
+}
+
+var errUnreachable = errors.New("sim network: store unreachable")
+
+func (t storeTransport) Send(msg *raft_serverpb.RaftMessage) error {
+	to := msg.GetToPeer().GetStoreId()
+	n := t.net
+	n.mu.Lock()
+	target := n.stores[to]
+	cut := len(n.group) > 0 && n.group[t.from] != n.group[to]
+	dropped := false
+	for range n.drops {
+		dropped = dropped || n.rng.Float64() >= n.keep
+	}
+	n.mu.Unlock()
+	if target == nil || cut {
+		return errUnreachable
+	}
+	if dropped {
+		return nil
+	}
+	data, err := msg.Marshal()
+	if err != nil {
+		return err
+	}
+	copied := &raft_serverpb.RaftMessage{}
+	if err := copied.Unmarshal(data); err != nil {
+		return err
+	}
+	return target.HandleRaftMessage(copied)
+}
+
+// cluster is the harness.
+type cluster struct {
+	t      *testing.T
+	rng    *rand.Rand
+	net    *simNetwork
+	ids    []uint64
+	dirs   map[uint64]string
+	kv     map[uint64]*engine.Engine
+	raftDB map[uint64]*engine.Engine
+	stores map[uint64]*Store
+	region *metapb.Region
+	// leaderHint is the store the client tries first.
+	mu         sync.Mutex
+	leaderHint uint64
+}
+
+// newCluster bootstraps n stores holding one region over [start, end) with
+// a peer on every store (peer id = store id), and starts them.
+func newCluster(t *testing.T, n int, start, end []byte) *cluster {
+	rng := testutil.Rand(t)
+	c := &cluster{
+		t: t, rng: rng,
+		net:    &simNetwork{rng: newRand(rng.Uint64()), stores: map[uint64]*Store{}},
+		dirs:   map[uint64]string{},
+		kv:     map[uint64]*engine.Engine{},
+		raftDB: map[uint64]*engine.Engine{},
+		stores: map[uint64]*Store{},
+	}
+	region := &metapb.Region{Id: 1, StartKey: start, EndKey: end, RegionEpoch: &metapb.RegionEpoch{Version: 1, ConfVer: 1}}
+	for id := uint64(1); id <= uint64(n); id++ {
+		c.ids = append(c.ids, id)
+		region.Peers = append(region.Peers, &metapb.Peer{Id: id, StoreId: id})
+	}
+	c.region = region
+	root := t.TempDir()
+	for _, id := range c.ids {
+		c.dirs[id] = filepath.Join(root, fmt.Sprintf("store%d", id))
+		c.openEngines(id)
+		require.NoError(t, BootstrapRegion(c.kv[id], c.raftDB[id], region))
+		c.start(id)
+	}
+	t.Cleanup(func() {
+		for _, id := range c.ids {
+			c.stop(id)
+		}
+	})
+	return c
+}
+
+func (c *cluster) openEngines(id uint64) {
+	kvOpts := engine.DefaultOptions()
+	kvOpts.SyncWrites = false
+	kv, err := engine.Open(filepath.Join(c.dirs[id], "kv"), kvOpts)
+	require.NoError(c.t, err)
+	raftDB, err := engine.Open(filepath.Join(c.dirs[id], "raft"), engine.DefaultOptions())
+	require.NoError(c.t, err)
+	c.kv[id], c.raftDB[id] = kv, raftDB
+}
+
+func (c *cluster) start(id uint64) {
+	if c.kv[id] == nil {
+		c.openEngines(id)
+	}
+	s, err := Start(Config{
+		StoreID: id, KV: c.kv[id], Raft: c.raftDB[id], Transport: c.net.transport(id),
+		TickInterval: testTick, ElectionTicks: testElectionTicks, HeartbeatTicks: 2,
+		Seed: c.rng.Uint64(),
+	})
+	require.NoError(c.t, err)
+	c.net.mu.Lock()
+	c.net.stores[id] = s
+	c.net.mu.Unlock()
+	c.stores[id] = s
+}
+
+// stop closes a store and its engines, as a process exit would.
+func (c *cluster) stop(id uint64) {
+	s := c.stores[id]
+	if s == nil {
+		return
+	}
+	c.net.mu.Lock()
+	delete(c.net.stores, id)
+	c.net.mu.Unlock()
+	s.Close()
+	delete(c.stores, id)
+	require.NoError(c.t, c.kv[id].Close())
+	require.NoError(c.t, c.raftDB[id].Close())
+	delete(c.kv, id)
+	delete(c.raftDB, id)
+}
+
+// partition splits the stores into the given groups; stores in no group
+// are alone.
+func (c *cluster) partition(groups ...[]uint64) {
+	c.net.mu.Lock()
+	defer c.net.mu.Unlock()
+	c.net.group = map[uint64]int{}
+	for _, id := range c.ids {
+		c.net.group[id] = -int(id)
+	}
+	for g, ids := range groups {
+		for _, id := range ids {
+			c.net.group[id] = g
+		}
+	}
+}
+
+// addDrop stacks one more filter that loses each message with probability
+// 1-keep.
+func (c *cluster) addDrop(keep float64) {
+	c.net.mu.Lock()
+	defer c.net.mu.Unlock()
+	c.net.keep = keep
+	c.net.drops++
+}
+
+func (c *cluster) heal() {
+	c.net.mu.Lock()
+	defer c.net.mu.Unlock()
+	c.net.group = nil
+	c.net.drops = 0
+}
+
+func (c *cluster) header(storeID uint64) *raft_cmdpb.RaftRequestHeader {
+	return &raft_cmdpb.RaftRequestHeader{
+		RegionId:    c.region.GetId(),
+		Peer:        &metapb.Peer{Id: storeID, StoreId: storeID},
+		RegionEpoch: c.region.GetRegionEpoch(),
+	}
+}
+
+// call runs op against the region's leader, following NotLeader hints and
+// retrying region errors that say to, as client-go does, until it
+// succeeds or the deadline passes.
+func (c *cluster) call(deadline time.Duration, op func(s *Store, storeID uint64) error) error {
+	end := time.Now().Add(deadline)
+	var last error
+	for time.Now().Before(end) {
+		c.mu.Lock()
+		target := c.leaderHint
+		if target == 0 || c.stores[target] == nil {
+			target = c.ids[c.rng.IntN(len(c.ids))]
+		}
+		c.mu.Unlock()
+		s := c.stores[target]
+		if s == nil {
+			continue
+		}
+		last = op(s, target)
+		rerr := AsRegionError(last)
+		switch {
+		case last == nil:
+			c.setHint(target)
+			return nil
+		case rerr.GetNotLeader().GetLeader() != nil:
+			c.setHint(rerr.GetNotLeader().GetLeader().GetStoreId())
+		case rerr.GetStaleCommand() != nil:
+		case errors.Is(last, context.DeadlineExceeded) || rerr.GetNotLeader() != nil ||
+			rerr.GetRegionNotFound() != nil || rerr.GetReadIndexNotReady() != nil:
+			c.setHint(0)
+			time.Sleep(testTick)
+		default:
+			return last
+		}
+	}
+	return fmt.Errorf("request timed out: %w", last)
+}
+
+func (c *cluster) setHint(id uint64) {
+	c.mu.Lock()
+	c.leaderHint = id
+	c.mu.Unlock()
+}
+
+// tryTimeout bounds one attempt, as the course harness's one second.
+const tryTimeout = time.Second
+
+func (c *cluster) write(reqs ...*raft_cmdpb.Request) error {
+	return c.call(20*time.Second, func(s *Store, id uint64) error {
+		ctx, cancel := context.WithTimeout(context.Background(), tryTimeout)
+		defer cancel()
+		_, err := s.Propose(ctx, &raft_cmdpb.RaftCmdRequest{Header: c.header(id), Requests: reqs})
+		return err
+	})
+}
+
+func putReq(key, value string) *raft_cmdpb.Request {
+	return &raft_cmdpb.Request{CmdType: raft_cmdpb.CmdType_Put,
+		Put: &raft_cmdpb.PutRequest{Key: []byte(key), Value: []byte(value)}}
+}
+
+func deleteReq(key string) *raft_cmdpb.Request {
+	return &raft_cmdpb.Request{CmdType: raft_cmdpb.CmdType_Delete, Delete: &raft_cmdpb.DeleteRequest{Key: []byte(key)}}
+}
+
+func (c *cluster) mustPut(key, value string) {
+	c.t.Helper()
+	require.NoError(c.t, c.write(putReq(key, value)))
+}
+
+// read runs fn on a leader snapshot.
+func (c *cluster) read(fn func(snap *RegionSnapshot) error) error {
+	return c.call(20*time.Second, func(s *Store, id uint64) error {
+		ctx, cancel := context.WithTimeout(context.Background(), tryTimeout)
+		defer cancel()
+		snap, err := s.Snapshot(ctx, c.header(id))
+		if err != nil {
+			return err
+		}
+		defer snap.Close()
+		return fn(snap)
+	})
+}
+
+// get reads key through the leader; found is false when it is absent.
+func (c *cluster) get(key string) (value string, found bool, err error) {
+	err = c.read(func(snap *RegionSnapshot) error {
+		v, err := snap.Get(engine.CfDefault, []byte(key))
+		switch {
+		case errors.Is(err, engine.ErrNotFound):
+			found = false
+			return nil
+		case err != nil:
+			return err
+		}
+		value, found = string(v), true
+		return nil
+	})
+	return value, found, err
+}
+
+func (c *cluster) mustGet(key, want string) {
+	c.t.Helper()
+	got, found, err := c.get(key)
+	require.NoError(c.t, err)
+	require.True(c.t, found, "key %q", key)
+	require.Equal(c.t, want, got, "key %q", key)
+}
+
+// scan returns the values of [start, end) through the leader.
+func (c *cluster) scan(start, end string) ([]string, error) {
+	var values []string
+	err := c.read(func(snap *RegionSnapshot) error {
+		values = values[:0]
+		it := snap.NewIterator(engine.CfDefault, engine.IterOptions{LowerBound: []byte(start), UpperBound: []byte(end)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Value()
+			if err != nil {
+				return err
+			}
+			values = append(values, string(v))
+		}
+		return nil
+	})
+	return values, err
+}
+
+// engineValue reads key straight from a store's KV engine.
+func (c *cluster) engineValue(storeID uint64, key string) (string, bool) {
+	v, err := c.kv[storeID].Get(engine.CfDefault, []byte(key))
+	if errors.Is(err, engine.ErrNotFound) {
+		return "", false
+	}
+	require.NoError(c.t, err)
+	return string(v), true
+}
+
+// mustEngineEqual waits until a store's engine holds key = want.
+func (c *cluster) mustEngineEqual(storeID uint64, key, want string) {
+	c.t.Helper()
+	require.Eventually(c.t, func() bool {
+		got, ok := c.engineValue(storeID, key)
+		return ok && got == want
+	}, 5*time.Second, 10*time.Millisecond, "store %d key %q", storeID, key)
+}
+
+// leader waits for a leader and returns its store.
+func (c *cluster) leader() uint64 {
+	c.t.Helper()
+	var leader uint64
+	require.Eventually(c.t, func() bool {
+		for _, id := range c.ids {
+			if s := c.stores[id]; s != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				st, ok := s.Status(ctx, c.region.GetId())
+				cancel()
+				if ok && st.Leader {
+					leader = id
+					return true
+				}
+			}
+		}
+		return false
+	}, 10*time.Second, testTick)
+	return leader
+}
+
+func (c *cluster) applyState(storeID uint64) *raft_serverpb.RaftApplyState {
+	state := &raft_serverpb.RaftApplyState{}
+	found, err := loadProto(c.kv[storeID], engine.CfRaft, applyStateKey(c.region.GetId()), state)
+	require.NoError(c.t, err)
+	require.True(c.t, found)
+	return state
+}
+
+func regionErrorOf(t *testing.T, err error) *errorpb.Error {
+	t.Helper()
+	rerr := AsRegionError(err)
+	require.NotNil(t, rerr, "want a region error, got %v", err)
+	return rerr
+}
+
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d)) }

@@ -1,0 +1,78 @@
+package raftstore
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/tinykv/tinykv/engine"
+)
+
+// Config configures a Store. Zero fields take TiKV's defaults.
+type Config struct {
+	// StoreID is this store's id. Required.
+	StoreID uint64
+	// KV holds the regions' data with their apply and region states
+	// (engine.CfRaft). It may run without SyncWrites: what it loses in a
+	// machine crash is applied again from the raft log.
+	KV *engine.Engine
+	// Raft holds the raft logs and raft states. It must sync its writes.
+	Raft *engine.Engine
+	// Transport carries messages to other stores. Required.
+	Transport Transport
+	Logger    *slog.Logger
+
+	// TickInterval is the raft base tick (TiKV's raft-base-tick-interval,
+	// 1 s).
+	TickInterval time.Duration
+	// ElectionTicks and HeartbeatTicks count base ticks (TiKV: 10 and 2).
+	ElectionTicks, HeartbeatTicks int
+	// MaxSizePerMsg bounds the entries of one append message (TiKV's
+	// raft-max-size-per-msg, 1 MiB); MaxInflightMsgs bounds the appends in
+	// flight to one follower (raft-max-inflight-msgs, 256).
+	MaxSizePerMsg   uint64
+	MaxInflightMsgs int
+	// RaftEntryMaxSize is the largest command proposed (raft-entry-max-size,
+	// 8 MiB); larger ones get RaftEntryTooLarge.
+	RaftEntryMaxSize uint64
+	// Pollers and ApplyPollers size the goroutine pools that drive the
+	// peers and the appliers (TiKV's store-pool-size and apply-pool-size,
+	// 2 each); MaxBatch is how many FSMs one poll round takes (256).
+	Pollers, ApplyPollers, MaxBatch int
+	// Seed seeds the peers' election timeouts.
+	Seed uint64
+}
+
+// ErrConfig is returned by Start for a configuration missing a required
+// field.
+var ErrConfig = errors.New("raftstore: invalid config")
+
+func (c *Config) withDefaults() (Config, error) {
+	cfg := *c
+	if cfg.StoreID == 0 || cfg.KV == nil || cfg.Raft == nil || cfg.Transport == nil {
+		return cfg, ErrConfig
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	setDefault(&cfg.TickInterval, time.Second)
+	setDefault(&cfg.ElectionTicks, 10)
+	setDefault(&cfg.HeartbeatTicks, 2)
+	setDefault(&cfg.MaxSizePerMsg, 1<<20)
+	setDefault(&cfg.MaxInflightMsgs, 256)
+	setDefault(&cfg.RaftEntryMaxSize, 8<<20)
+	setDefault(&cfg.Pollers, 2)
+	setDefault(&cfg.ApplyPollers, 2)
+	setDefault(&cfg.MaxBatch, 256)
+	if cfg.ElectionTicks <= cfg.HeartbeatTicks {
+		return cfg, ErrConfig
+	}
+	return cfg, nil
+}
+
+func setDefault[T comparable](field *T, value T) {
+	var zero T
+	if *field == zero {
+		*field = value
+	}
+}

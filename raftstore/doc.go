@@ -1,0 +1,45 @@
+/*
+Package raftstore is TinyKV's multi-Raft store: every region is a Raft group
+with one peer per store that holds it, built on package raft.
+
+# Structure
+
+A Store holds one peer per region and drives all of them with two batch
+systems (see batch.go), as TiKV does, rather than a goroutine per region:
+
+  - the peer pollers step raft messages, ticks, proposals and reads into
+    each peer's raft.RawNode, then handle the Readies of a whole poll round
+    together: one raft engine write (one fsync) for every peer's entries
+    and hard state, and only after it the messages that depend on them, the
+    committed entries handed to the appliers, and Advance;
+  - the apply pollers write committed commands into the KV engine, each
+    region's apply state in the same batch as its data, then answer the
+    proposals and report the applied index back to the peer.
+
+# Persistence
+
+The raft engine holds each region's log and RaftLocalState; the KV engine
+holds the data and, in engine.CfRaft, each region's RaftApplyState and
+RegionLocalState (keys.go). Because the apply state is written with the data
+it describes, a restart re-applies exactly the committed entries after it;
+because the raft engine syncs before anything leaves a Ready, no message
+acknowledges state a crash could lose. A write is acknowledged once applied
+on the leader.
+
+# Requests
+
+Propose takes a raft_cmdpb write command; Snapshot returns a region-bounded
+view for a read. Both check, in TiKV's order, the store, the peer id,
+leadership, the region epoch (the version: a conf change does not disturb
+reads and writes) and the term, and answer region problems as *RegionError
+carrying the errorpb.Error clients expect: NotLeader with the leader this
+peer knows, EpochNotMatch with the current region, StaleCommand for a
+proposal overwritten by another leader's log, KeyNotInRegion,
+RaftEntryTooLarge, RegionNotFound, StoreNotMatch, MismatchPeerId. Reads
+confirm leadership with a ReadIndex round (one for all the reads that reach
+a peer in one poll round) and wait until the read index is applied.
+
+Not yet built: snapshots and log GC, membership changes, split, leases,
+follower and stale reads, and creating peers from messages.
+*/
+package raftstore

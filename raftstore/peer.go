@@ -1,0 +1,445 @@
+package raftstore
+
+import (
+	"encoding/binary"
+	"log/slog"
+	"math/rand/v2"
+
+	"github.com/pingcap/kvproto/pkg/eraftpb"
+	"github.com/pingcap/kvproto/pkg/errorpb"
+	"github.com/pingcap/kvproto/pkg/metapb"
+	"github.com/pingcap/kvproto/pkg/raft_cmdpb"
+	"github.com/pingcap/kvproto/pkg/raft_serverpb"
+	"github.com/tinykv/tinykv/engine"
+	"github.com/tinykv/tinykv/raft"
+)
+
+type peerMsgKind uint8
+
+const (
+	// msgRaft carries a RaftMessage from another store.
+	msgRaft peerMsgKind = iota
+	// msgTick moves the peer's logical clock.
+	msgTick
+	// msgPropose carries a write command.
+	msgPropose
+	// msgRead asks for a consistent snapshot of the region.
+	msgRead
+	// msgApplied reports the applier's progress.
+	msgApplied
+	// msgInspect runs a function on the peer's goroutine.
+	msgInspect
+)
+
+// peerMsg is a message to a peer FSM; kind says which fields are set.
+type peerMsg struct {
+	kind    peerMsgKind
+	raft    *raft_serverpb.RaftMessage
+	cmd     *raft_cmdpb.RaftCmdRequest
+	done    func(*raft_cmdpb.RaftCmdResponse)
+	read    *readRequest
+	applied applyResult
+	inspect func(*peer)
+}
+
+// readRequest asks for a snapshot that sees every write acknowledged before
+// it was sent.
+type readRequest struct {
+	header *raft_cmdpb.RaftRequestHeader
+	// done is called once, with a snapshot or a region error.
+	done func(*RegionSnapshot, *errorpb.Error)
+}
+
+// pendingRead is one ReadIndex round and the reads it serves.
+type pendingRead struct {
+	// ctx identifies the round in raft's ReadStates.
+	ctx []byte
+	// index is the read index once raft confirmed it, 0 before.
+	index uint64
+	// askedAt is the peer's tick count when the round started.
+	askedAt int
+	reads   []*readRequest
+}
+
+// peer is one region's replica on this store: the raft node, its log, the
+// proposals it made as leader and the reads it serves. It is driven by the
+// peer batch system, one poller at a time.
+type peer struct {
+	store *Store
+	log   *slog.Logger
+	meta  *metapb.Peer
+	// region is the region as of the last applied result the peer saw. A
+	// region value is never modified once shared, only replaced.
+	region *metapb.Region
+	rn     *raft.RawNode
+	ps     *peerStorage
+	// proposals are this peer's proposals not yet handed to the applier,
+	// by ascending index.
+	proposals []proposal
+	// newReads arrived in the current round; they share one ReadIndex.
+	newReads []*readRequest
+	// pendingReads are ReadIndex rounds in the order they were asked.
+	pendingReads []*pendingRead
+	// readSeq numbers the ReadIndex rounds.
+	readSeq uint64
+	// applied is the applier's last reported progress.
+	applied applyResult
+	// ticks counts msgTick, the peer's logical clock.
+	ticks int
+}
+
+func newPeer(s *Store, region *metapb.Region, meta *metapb.Peer, apply *raft_serverpb.RaftApplyState) (*peer, error) {
+	ps, err := loadPeerStorage(s.cfg.Raft, region, apply)
+	if err != nil {
+		return nil, err
+	}
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID:              meta.GetId(),
+		ElectionTick:    s.cfg.ElectionTicks,
+		HeartbeatTick:   s.cfg.HeartbeatTicks,
+		Storage:         ps,
+		Applied:         apply.GetAppliedIndex(),
+		MaxSizePerMsg:   s.cfg.MaxSizePerMsg,
+		MaxInflightMsgs: s.cfg.MaxInflightMsgs,
+		CheckQuorum:     true,
+		PreVote:         true,
+		Rand:            rand.NewPCG(s.cfg.Seed, meta.GetId()),
+		Logger:          s.log.With("region-id", region.GetId(), "peer-id", meta.GetId()),
+	})
+	if err != nil {
+		return nil, err
+	}
+	appliedTerm, err := ps.Term(apply.GetAppliedIndex())
+	if err != nil {
+		return nil, err
+	}
+	return &peer{
+		store:   s,
+		log:     s.log.With("region-id", region.GetId(), "peer-id", meta.GetId()),
+		meta:    meta,
+		region:  region,
+		rn:      rn,
+		ps:      ps,
+		applied: applyResult{appliedIndex: apply.GetAppliedIndex(), appliedTerm: appliedTerm},
+	}, nil
+}
+
+func (p *peer) regionID() uint64 { return p.region.GetId() }
+
+func (p *peer) isLeader() bool { return p.rn.BasicStatus().SoftState.RaftState == raft.StateLeader }
+
+func (p *peer) term() uint64 { return p.rn.BasicStatus().HardState.Term }
+
+// leader is the peer this one believes leads the region, or nil.
+func (p *peer) leader() *metapb.Peer {
+	return peerByID(p.region, p.rn.BasicStatus().SoftState.Lead)
+}
+
+func peerByID(region *metapb.Region, id uint64) *metapb.Peer {
+	for _, peer := range region.GetPeers() {
+		if peer.GetId() == id {
+			return peer
+		}
+	}
+	return nil
+}
+
+// handle runs one message.
+func (p *peer) handle(m peerMsg) {
+	switch m.kind {
+	case msgRaft:
+		p.step(m.raft)
+	case msgTick:
+		p.tick()
+	case msgPropose:
+		p.propose(m.cmd, m.done)
+	case msgRead:
+		p.readLocal(m.read)
+	case msgApplied:
+		p.onApplied(m.applied)
+	case msgInspect:
+		m.inspect(p)
+	}
+}
+
+func (p *peer) step(m *raft_serverpb.RaftMessage) {
+	msg := m.GetMessage()
+	switch {
+	case m.GetToPeer().GetId() != p.meta.GetId():
+		p.log.Debug("drop a message to another peer", "to-peer", m.GetToPeer())
+	case msg.GetMsgType() == eraftpb.MessageType_MsgSnapshot:
+		p.log.Warn("drop a snapshot: snapshots are not supported yet", "from-peer", m.GetFromPeer())
+	default:
+		if err := p.rn.Step(*msg); err != nil {
+			p.log.Debug("drop a raft message", "type", msg.GetMsgType(), "from-peer", m.GetFromPeer(), "err", err)
+		}
+	}
+}
+
+func (p *peer) tick() {
+	p.ticks++
+	p.rn.Tick()
+	p.expireReads()
+}
+
+// checkRequest runs the checks a request meets before the peer proposes or
+// reads for it, in TiKV's order: peer id, leadership, region and epoch,
+// term.
+func (p *peer) checkRequest(header *raft_cmdpb.RaftRequestHeader) *errorpb.Error {
+	if id := header.GetPeer().GetId(); id != 0 && id != p.meta.GetId() {
+		return errMismatchPeerID(id, p.meta.GetId())
+	}
+	if !p.isLeader() {
+		return errNotLeader(p.regionID(), p.leader())
+	}
+	if err := checkRegion(header, p.region, false); err != nil {
+		return err
+	}
+	if t := header.GetTerm(); t != 0 && p.term() > t+1 {
+		return errStaleCommand()
+	}
+	return nil
+}
+
+// checkRegion checks that a command addresses region at its current epoch:
+// the version only, or with confVer the conf version too (TiKV's
+// check_region_epoch). A newer epoch in the request fails too, so a peer
+// that has not applied a split never serves the range it lost.
+func checkRegion(header *raft_cmdpb.RaftRequestHeader, region *metapb.Region, confVer bool) *errorpb.Error {
+	if header.GetRegionId() != region.GetId() {
+		return errRegionNotFound(header.GetRegionId())
+	}
+	want, got := region.GetRegionEpoch(), header.GetRegionEpoch()
+	if got == nil {
+		return &errorpb.Error{Message: "missing epoch", EpochNotMatch: &errorpb.EpochNotMatch{}}
+	}
+	if got.GetVersion() != want.GetVersion() || (confVer && got.GetConfVer() != want.GetConfVer()) {
+		return errEpochNotMatch(region, got)
+	}
+	return nil
+}
+
+func (p *peer) propose(cmd *raft_cmdpb.RaftCmdRequest, done func(*raft_cmdpb.RaftCmdResponse)) {
+	if err := p.checkRequest(cmd.GetHeader()); err != nil {
+		done(errorResponse(err, p.term()))
+		return
+	}
+	data, err := cmd.Marshal()
+	if err != nil {
+		done(errorResponse(&errorpb.Error{Message: "raftstore: encode command: " + err.Error()}, p.term()))
+		return
+	}
+	if uint64(len(data)) > p.store.cfg.RaftEntryMaxSize {
+		done(errorResponse(errRaftEntryTooLarge(p.regionID(), uint64(len(data))), p.term()))
+		return
+	}
+	if err := p.rn.Propose(data); err != nil {
+		done(errorResponse(errNotLeader(p.regionID(), p.leader()), p.term()))
+		return
+	}
+	index, term := p.rn.LastIndex(), p.term()
+	p.dropOverwritten(index, term)
+	p.proposals = append(p.proposals, proposal{index: index, term: term, done: done})
+}
+
+// dropOverwritten answers stale_command for the proposals at or after
+// index: the log holds another entry there now, so they can never apply.
+func (p *peer) dropOverwritten(index, term uint64) {
+	for len(p.proposals) > 0 && p.proposals[len(p.proposals)-1].index >= index {
+		last := p.proposals[len(p.proposals)-1]
+		p.proposals = p.proposals[:len(p.proposals)-1]
+		last.done(errorResponse(errStaleCommand(), term))
+	}
+}
+
+// readLocal queues a read for the next ReadIndex round.
+func (p *peer) readLocal(r *readRequest) {
+	if err := p.checkRequest(r.header); err != nil {
+		r.done(nil, err)
+		return
+	}
+	p.newReads = append(p.newReads, r)
+}
+
+// startReadRound asks raft to confirm leadership for the reads that arrived
+// in this round, all with one ReadIndex.
+func (p *peer) startReadRound() {
+	if len(p.newReads) == 0 {
+		return
+	}
+	p.readSeq++
+	ctx := binary.BigEndian.AppendUint64(nil, p.readSeq)
+	p.pendingReads = append(p.pendingReads, &pendingRead{ctx: ctx, askedAt: p.ticks, reads: p.newReads})
+	p.newReads = nil
+	p.rn.ReadIndex(ctx)
+}
+
+// onReadStates records the read indexes raft confirmed.
+func (p *peer) onReadStates(states []raft.ReadState) {
+	for _, rs := range states {
+		for _, pr := range p.pendingReads {
+			if string(pr.ctx) == string(rs.RequestCtx) {
+				pr.index = rs.Index
+			}
+		}
+	}
+}
+
+// serveReads answers the reads whose read index is applied, each with its
+// own snapshot of the KV engine (which holds every applied write).
+func (p *peer) serveReads() {
+	kept := p.pendingReads[:0]
+	for _, pr := range p.pendingReads {
+		if pr.index == 0 || pr.index > p.applied.appliedIndex {
+			kept = append(kept, pr)
+			continue
+		}
+		for _, r := range pr.reads {
+			r.done(newRegionSnapshot(p.region, p.store.cfg.KV.Snapshot()), nil)
+		}
+	}
+	clear(p.pendingReads[len(kept):])
+	p.pendingReads = kept
+}
+
+// expireReads fails rounds raft has not confirmed within two election
+// timeouts (the leader lost its quorum, or raft dropped the request).
+func (p *peer) expireReads() {
+	kept := p.pendingReads[:0]
+	for _, pr := range p.pendingReads {
+		if pr.index == 0 && p.ticks-pr.askedAt > 2*p.store.cfg.ElectionTicks {
+			failReads(pr.reads, errReadIndexNotReady(p.regionID(), "read index not confirmed in time"))
+			continue
+		}
+		kept = append(kept, pr)
+	}
+	clear(p.pendingReads[len(kept):])
+	p.pendingReads = kept
+}
+
+// failUnconfirmedReads answers NotLeader to the reads raft no longer
+// tracks after the peer stepped down.
+func (p *peer) failUnconfirmedReads() {
+	err := errNotLeader(p.regionID(), p.leader())
+	kept := p.pendingReads[:0]
+	for _, pr := range p.pendingReads {
+		if pr.index == 0 {
+			failReads(pr.reads, err)
+			continue
+		}
+		kept = append(kept, pr)
+	}
+	clear(p.pendingReads[len(kept):])
+	p.pendingReads = kept
+}
+
+func failReads(reads []*readRequest, err *errorpb.Error) {
+	for _, r := range reads {
+		r.done(nil, err)
+	}
+}
+
+func (p *peer) onApplied(res applyResult) {
+	p.applied = res
+	p.ps.trimCache(res.appliedIndex)
+	p.serveReads()
+}
+
+// persist stages a Ready's log entries and raft state into wb, the raft
+// engine batch of the round.
+func (p *peer) persist(rd *raft.Ready, wb *engine.WriteBatch) {
+	if err := p.ps.append(rd.Entries, wb); err != nil {
+		p.store.fatal("append raft log", err, p.regionID())
+	}
+	if len(rd.Entries) > 0 || !raft.IsEmptyHardState(rd.HardState) {
+		if err := p.ps.saveRaftState(rd.HardState, wb); err != nil {
+			p.store.fatal("save raft state", err, p.regionID())
+		}
+	}
+}
+
+// afterPersist finishes a Ready once its state is durable: send the
+// messages, hand committed entries to the applier, note read indexes, and
+// advance.
+func (p *peer) afterPersist(rd *raft.Ready) {
+	if rd.SoftState != nil && rd.SoftState.RaftState != raft.StateLeader {
+		p.failUnconfirmedReads()
+	}
+	p.send(rd.Messages)
+	if n := len(rd.CommittedEntries); n > 0 {
+		p.dispatch(rd.CommittedEntries)
+	}
+	p.onReadStates(rd.ReadStates)
+	p.rn.Advance()
+	p.serveReads()
+}
+
+// dispatch sends committed entries to the applier with the proposals they
+// resolve.
+func (p *peer) dispatch(entries []*eraftpb.Entry) {
+	last := entries[len(entries)-1].Index
+	n := 0
+	for n < len(p.proposals) && p.proposals[n].index <= last {
+		n++
+	}
+	task := applyTask{entries: entries, proposals: p.proposals[:n:n]}
+	p.proposals = p.proposals[n:]
+	if !p.store.sendApply(p.regionID(), task) {
+		answerStopping(task.proposals, p.regionID())
+	}
+}
+
+func answerStopping(props []proposal, regionID uint64) {
+	for _, pr := range props {
+		pr.done(errorResponse(errStoreStopping(regionID), 0))
+	}
+}
+
+func (p *peer) send(msgs []eraftpb.Message) {
+	for i := range msgs {
+		m := &msgs[i]
+		to := peerByID(p.region, m.To)
+		if to == nil {
+			p.log.Debug("drop a message to a peer not in the region", "to", m.To, "type", m.MsgType)
+			continue
+		}
+		rm := &raft_serverpb.RaftMessage{
+			RegionId:    p.regionID(),
+			FromPeer:    p.meta,
+			ToPeer:      to,
+			Message:     m,
+			RegionEpoch: p.region.GetRegionEpoch(),
+		}
+		if isInitialMsg(m) {
+			rm.StartKey, rm.EndKey = p.region.GetStartKey(), p.region.GetEndKey()
+		}
+		if err := p.store.cfg.Transport.Send(rm); err != nil {
+			p.rn.ReportUnreachable(m.To)
+		}
+	}
+}
+
+// isInitialMsg reports whether m may be the first message a new peer gets:
+// a vote, or a heartbeat from a leader that knows nothing of it (TiKV's
+// is_initial_msg).
+func isInitialMsg(m *eraftpb.Message) bool {
+	switch m.MsgType {
+	case eraftpb.MessageType_MsgRequestVote, eraftpb.MessageType_MsgRequestPreVote:
+		return true
+	case eraftpb.MessageType_MsgHeartbeat:
+		return m.Commit == 0
+	}
+	return false
+}
+
+// stop answers everything the peer still holds: the store is closing.
+func (p *peer) stop() {
+	answerStopping(p.proposals, p.regionID())
+	p.proposals = nil
+	for _, pr := range p.pendingReads {
+		failReads(pr.reads, errStoreStopping(p.regionID()))
+	}
+	p.pendingReads = nil
+	failReads(p.newReads, errStoreStopping(p.regionID()))
+	p.newReads = nil
+}

@@ -1,0 +1,291 @@
+package raftstore
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/gogo/protobuf/proto"
+	"github.com/pingcap/kvproto/pkg/eraftpb"
+	"github.com/pingcap/kvproto/pkg/metapb"
+	"github.com/pingcap/kvproto/pkg/raft_serverpb"
+	"github.com/tinykv/tinykv/engine"
+	"github.com/tinykv/tinykv/raft"
+)
+
+// Bootstrapped and split peers start their log here, as TiKV's do
+// (RAFT_INIT_LOG_TERM and RAFT_INIT_LOG_INDEX): the log is empty, truncated
+// at (5, 5), and everything up to 5 counts as applied.
+const (
+	initLogTerm  = 5
+	initLogIndex = 5
+)
+
+// entryCacheLimit is how many entries a peer keeps in memory beyond its
+// applied index, so that replication rarely reads the raft engine.
+const entryCacheLimit = 1024
+
+// peerStorage is a peer's raft log and raft state: raft.Storage over the
+// raft engine, with a cache of the newest entries. It is owned by the
+// peer's goroutine of the moment (one poller at a time).
+type peerStorage struct {
+	regionID uint64
+	raftDB   *engine.Engine
+	// raftState is the hard state and last index as of the last append,
+	// written to the raft engine with every Ready that changes them.
+	raftState *raft_serverpb.RaftLocalState
+	// truncated is the index and term of the last compacted entry; the log
+	// holds the entries after it.
+	truncated *raft_serverpb.RaftTruncatedState
+	// confState is the membership the region state describes.
+	confState eraftpb.ConfState
+	// cache holds consecutive entries ending at raftState.LastIndex (or is
+	// empty). Invariant: cache[i].Index == cache[0].Index + i.
+	cache []*eraftpb.Entry
+}
+
+// loadPeerStorage reads a region's raft state from the raft engine, given
+// the region and apply state read from the KV engine.
+func loadPeerStorage(raftDB *engine.Engine, region *metapb.Region, apply *raft_serverpb.RaftApplyState) (*peerStorage, error) {
+	state := &raft_serverpb.RaftLocalState{}
+	found, err := loadProto(raftDB, engine.CfDefault, raftStateKey(region.GetId()), state)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, fmt.Errorf("raftstore: region %d has no raft state", region.GetId())
+	}
+	if state.GetHardState() == nil {
+		state.HardState = &eraftpb.HardState{}
+	}
+	truncated := apply.GetTruncatedState()
+	if truncated == nil {
+		return nil, fmt.Errorf("raftstore: region %d has no truncated state", region.GetId())
+	}
+	if state.GetLastIndex() < truncated.GetIndex() {
+		return nil, fmt.Errorf("raftstore: region %d: last index %d below truncated index %d",
+			region.GetId(), state.GetLastIndex(), truncated.GetIndex())
+	}
+	return &peerStorage{
+		regionID:  region.GetId(),
+		raftDB:    raftDB,
+		raftState: state,
+		truncated: proto.Clone(truncated).(*raft_serverpb.RaftTruncatedState),
+		confState: confStateOf(region),
+	}, nil
+}
+
+// confStateOf is the raft membership of a region's peers. While joint, the
+// incoming voters are the voters and incoming voters, the outgoing ones the
+// voters and demoting voters; demoting voters become learners on leaving.
+func confStateOf(region *metapb.Region) eraftpb.ConfState {
+	var cs eraftpb.ConfState
+	joint := false
+	for _, p := range region.GetPeers() {
+		joint = joint || p.GetRole() == metapb.PeerRole_IncomingVoter || p.GetRole() == metapb.PeerRole_DemotingVoter
+	}
+	for _, p := range region.GetPeers() {
+		switch p.GetRole() {
+		case metapb.PeerRole_Learner:
+			cs.Learners = append(cs.Learners, p.GetId())
+		case metapb.PeerRole_IncomingVoter:
+			cs.Voters = append(cs.Voters, p.GetId())
+		case metapb.PeerRole_DemotingVoter:
+			cs.VotersOutgoing = append(cs.VotersOutgoing, p.GetId())
+			cs.LearnersNext = append(cs.LearnersNext, p.GetId())
+		default:
+			cs.Voters = append(cs.Voters, p.GetId())
+			if joint {
+				cs.VotersOutgoing = append(cs.VotersOutgoing, p.GetId())
+			}
+		}
+	}
+	return cs
+}
+
+func (ps *peerStorage) InitialState() (eraftpb.HardState, eraftpb.ConfState, error) {
+	return *ps.raftState.GetHardState(), ps.confState, nil
+}
+
+func (ps *peerStorage) firstIndex() uint64 { return ps.truncated.GetIndex() + 1 }
+func (ps *peerStorage) lastIndex() uint64  { return ps.raftState.GetLastIndex() }
+
+func (ps *peerStorage) FirstIndex() (uint64, error) { return ps.firstIndex(), nil }
+func (ps *peerStorage) LastIndex() (uint64, error)  { return ps.lastIndex(), nil }
+
+func (ps *peerStorage) Term(i uint64) (uint64, error) {
+	switch {
+	case i == ps.truncated.GetIndex():
+		return ps.truncated.GetTerm(), nil
+	case i < ps.truncated.GetIndex():
+		return 0, raft.ErrCompacted
+	case i > ps.lastIndex():
+		return 0, raft.ErrUnavailable
+	}
+	if e := ps.cached(i); e != nil {
+		return e.Term, nil
+	}
+	ents, err := ps.readEntries(i, i+1, 0)
+	if err != nil {
+		return 0, err
+	}
+	return ents[0].Term, nil
+}
+
+func (ps *peerStorage) Entries(lo, hi, maxSize uint64) ([]*eraftpb.Entry, error) {
+	switch {
+	case lo <= ps.truncated.GetIndex():
+		return nil, raft.ErrCompacted
+	case hi > ps.lastIndex()+1:
+		return nil, raft.ErrUnavailable
+	case lo >= hi:
+		return nil, nil
+	}
+	if len(ps.cache) > 0 && lo >= ps.cache[0].Index {
+		first := ps.cache[0].Index
+		return limitSize(ps.cache[lo-first:hi-first], maxSize), nil
+	}
+	return ps.readEntries(lo, hi, maxSize)
+}
+
+// Snapshot is not served yet: peers are created with their region's data.
+func (ps *peerStorage) Snapshot() (eraftpb.Snapshot, error) {
+	return eraftpb.Snapshot{}, raft.ErrSnapshotTemporarilyUnavailable
+}
+
+func (ps *peerStorage) cached(i uint64) *eraftpb.Entry {
+	if len(ps.cache) == 0 || i < ps.cache[0].Index || i > ps.cache[len(ps.cache)-1].Index {
+		return nil
+	}
+	return ps.cache[i-ps.cache[0].Index]
+}
+
+// readEntries reads [lo, hi) from the raft engine; every index in it must
+// be stored.
+func (ps *peerStorage) readEntries(lo, hi, maxSize uint64) ([]*eraftpb.Entry, error) {
+	var ents []*eraftpb.Entry
+	var size uint64
+	var decodeErr error
+	opts := engine.IterOptions{LowerBound: raftLogKey(ps.regionID, lo), UpperBound: raftLogKey(ps.regionID, hi)}
+	err := ps.raftDB.Scan(engine.CfDefault, opts, func(_, value []byte) bool {
+		e := &eraftpb.Entry{}
+		if decodeErr = e.Unmarshal(value); decodeErr != nil {
+			return false
+		}
+		size += uint64(e.Size())
+		if len(ents) > 0 && maxSize > 0 && size > maxSize {
+			return false
+		}
+		ents = append(ents, e)
+		return true
+	})
+	if err == nil {
+		err = decodeErr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("raftstore: region %d: read entries [%d, %d): %w", ps.regionID, lo, hi, err)
+	}
+	if len(ents) == 0 || ents[0].Index != lo || ents[len(ents)-1].Index-lo != uint64(len(ents)-1) {
+		return nil, fmt.Errorf("raftstore: region %d: entries [%d, %d) missing from the raft engine", ps.regionID, lo, hi)
+	}
+	return ents, nil
+}
+
+// limitSize returns the longest prefix of ents within maxSize bytes, at
+// least one entry; 0 means no limit.
+func limitSize(ents []*eraftpb.Entry, maxSize uint64) []*eraftpb.Entry {
+	if maxSize == 0 || len(ents) == 0 {
+		return ents
+	}
+	size := uint64(ents[0].Size())
+	n := 1
+	for ; n < len(ents); n++ {
+		size += uint64(ents[n].Size())
+		if size > maxSize {
+			break
+		}
+	}
+	return ents[:n]
+}
+
+// append stages entries (consecutive, starting at most at lastIndex+1) into
+// wb, replacing the stored entries at and after the first of them, as the
+// Ready contract requires.
+func (ps *peerStorage) append(entries []*eraftpb.Entry, wb *engine.WriteBatch) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	first, last := entries[0].Index, entries[len(entries)-1].Index
+	if first <= ps.truncated.GetIndex() || first > ps.lastIndex()+1 {
+		return fmt.Errorf("raftstore: region %d: append at %d, log is (%d, %d]",
+			ps.regionID, first, ps.truncated.GetIndex(), ps.lastIndex())
+	}
+	for _, e := range entries {
+		data, err := e.Marshal()
+		if err != nil {
+			return fmt.Errorf("raftstore: region %d: encode entry %d: %w", ps.regionID, e.Index, err)
+		}
+		wb.Put(engine.CfDefault, raftLogKey(ps.regionID, e.Index), data)
+	}
+	for i := last + 1; i <= ps.lastIndex(); i++ {
+		wb.Delete(engine.CfDefault, raftLogKey(ps.regionID, i))
+	}
+	ps.raftState.LastIndex = last
+	ps.cacheAppend(entries)
+	return nil
+}
+
+func (ps *peerStorage) cacheAppend(entries []*eraftpb.Entry) {
+	first := entries[0].Index
+	if len(ps.cache) > 0 && first >= ps.cache[0].Index && first <= ps.cache[len(ps.cache)-1].Index+1 {
+		ps.cache = append(ps.cache[:first-ps.cache[0].Index], entries...)
+		return
+	}
+	ps.cache = append([]*eraftpb.Entry(nil), entries...)
+}
+
+// trimCache drops cached entries at or below applied while the cache is
+// over its limit; they remain readable from the raft engine.
+func (ps *peerStorage) trimCache(applied uint64) {
+	for len(ps.cache) > entryCacheLimit && ps.cache[0].Index <= applied {
+		ps.cache[0] = nil
+		ps.cache = ps.cache[1:]
+	}
+}
+
+// saveRaftState stages the raft state, with hs if it is not empty.
+func (ps *peerStorage) saveRaftState(hs eraftpb.HardState, wb *engine.WriteBatch) error {
+	if !raft.IsEmptyHardState(hs) {
+		ps.raftState.HardState = &hs
+	}
+	data, err := ps.raftState.Marshal()
+	if err != nil {
+		return fmt.Errorf("raftstore: region %d: encode raft state: %w", ps.regionID, err)
+	}
+	wb.Put(engine.CfDefault, raftStateKey(ps.regionID), data)
+	return nil
+}
+
+// loadProto reads a message from e; found is false when the key is absent.
+func loadProto(e *engine.Engine, cf engine.CF, key []byte, msg proto.Message) (found bool, err error) {
+	raw, err := e.Get(cf, key)
+	if errors.Is(err, engine.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("raftstore: load %x: %w", key, err)
+	}
+	if err := proto.Unmarshal(raw, msg); err != nil {
+		return false, fmt.Errorf("raftstore: decode %x: %w", key, err)
+	}
+	return true, nil
+}
+
+// putProto stages msg under key in wb.
+func putProto(wb *engine.WriteBatch, cf engine.CF, key []byte, msg proto.Message) error {
+	raw, err := proto.Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("raftstore: encode %x: %w", key, err)
+	}
+	wb.Put(cf, key, raw)
+	return nil
+}
