@@ -61,8 +61,30 @@ type Config struct {
 	PreVote bool
 
 	// ReadOnlyOption selects how ReadIndex is served. ReadOnlyLeaseBased
-	// requires CheckQuorum.
+	// requires CheckQuorum. The replicated store serves ReadIndex with
+	// ReadOnlySafe and lease reads through LeaseTicks and
+	// RawNode.LeaseValid instead of ReadOnlyLeaseBased, whose lease is not
+	// tied to acknowledged heartbeats (see ReadOnlyLeaseBased).
 	ReadOnlyOption ReadOnlyOption
+
+	// LeaseTicks enables the leader lease reported by RawNode.LeaseValid:
+	// a leader holds the lease for LeaseTicks ticks after sending a
+	// heartbeat round that a quorum acknowledged (see lease.go). 0 disables
+	// it. It must be less than ElectionTick (the difference is the margin
+	// for clock-rate differences between nodes) and requires CheckQuorum.
+	// Every member must use the same ElectionTick, CheckQuorum and a
+	// positive LeaseTicks: followers with LeaseTicks > 0 keep the promise
+	// the lease relies on, refusing votes for ElectionTick ticks after they
+	// last heard from a leader or started.
+	LeaseTicks int
+
+	// MaxUncommittedEntriesSize limits the payload bytes a leader accepts
+	// into its log ahead of the application: entries count from proposal
+	// until they are handed out in Ready.CommittedEntries. A proposal that
+	// would exceed it is dropped with ErrProposalDropped; a proposal is
+	// always accepted when nothing is outstanding, and empty entries never
+	// count. 0 means no limit.
+	MaxUncommittedEntriesSize uint64
 
 	// DisableProposalForwarding makes followers drop proposals instead of
 	// forwarding them to the leader.
@@ -86,6 +108,8 @@ var (
 	ErrNoStorage            = errors.New("raft: storage cannot be nil")
 	ErrInvalidInflight      = errors.New("raft: max inflight messages must be greater than 0")
 	ErrLeaseNeedsQuorum     = errors.New("raft: CheckQuorum must be enabled when ReadOnlyOption is ReadOnlyLeaseBased")
+	ErrInvalidLeaseTicks    = errors.New("raft: lease ticks must be at least 0 and less than election tick")
+	ErrLeaseTicksNeedQuorum = errors.New("raft: CheckQuorum must be enabled when LeaseTicks is positive")
 )
 
 func (c *Config) validate() error {
@@ -102,6 +126,10 @@ func (c *Config) validate() error {
 		return ErrInvalidInflight
 	case c.ReadOnlyOption == ReadOnlyLeaseBased && !c.CheckQuorum:
 		return ErrLeaseNeedsQuorum
+	case c.LeaseTicks < 0 || c.LeaseTicks >= c.ElectionTick:
+		return ErrInvalidLeaseTicks
+	case c.LeaseTicks > 0 && !c.CheckQuorum:
+		return ErrLeaseTicksNeedQuorum
 	}
 	return nil
 }

@@ -80,9 +80,23 @@ node and must not be modified.
   - Membership changes: learners, one-voter-at-a-time changes
     (eraftpb.ConfChange) and joint consensus (eraftpb.ConfChangeV2) with
     automatic or explicit leave. At most one change is pending at a time.
+  - Flow control of proposals: a leader drops proposals beyond
+    MaxUncommittedEntriesSize with ErrProposalDropped.
   - Leader transfer (TransferLeader, MsgTimeoutNow).
   - Linearizable reads via ReadIndex, heartbeat-confirmed (ReadOnlySafe) or
-    lease-based (ReadOnlyLeaseBased).
+    lease-based (ReadOnlyLeaseBased). A retried ReadIndex (same context)
+    replaces the pending one, so it is answered at the commit index of the
+    retry's arrival.
+  - A leader lease (Config.LeaseTicks, RawNode.LeaseValid): while
+    LeaseValid, the leader may serve reads locally at its commit index.
+    Its safety argument is in lease.go; the replicated store uses it
+    instead of ReadOnlyLeaseBased.
+
+# Memory
+
+The node drops its references to entries once they are persisted
+(Advance) and to messages once handed out (Ready), so an idle group holds
+no payload beyond what Storage keeps.
 
 # Membership changes
 

@@ -103,10 +103,11 @@ func (r *raft) poll(id uint64, granted bool) voteOutcome {
 
 // handleVoteRequest implements the voting rules. Reference: Raft paper
 // section 5.2 (one vote per term) and 5.4.1 (candidate's log must be at
-// least as up-to-date).
+// least as up-to-date). A node that recently heard from a leader grants no
+// new vote (voteRefusalActive; Raft thesis sections 4.2.3 and 6.4.1).
 func (r *raft) handleVoteRequest(m *eraftpb.Message) {
 	canVote := r.Vote == m.From ||
-		(r.Vote == None && r.lead == None) ||
+		(r.Vote == None && r.lead == None && !r.voteRefusalActive(m)) ||
 		(m.MsgType == eraftpb.MessageType_MsgRequestPreVote && m.Term > r.Term)
 	resp := voteRespMsgType(m.MsgType)
 	upToDate := r.raftLog.isUpToDate(m.Index, m.LogTerm)
@@ -159,15 +160,10 @@ func (r *raft) stepCandidate(m *eraftpb.Message) error {
 	switch m.MsgType {
 	case eraftpb.MessageType_MsgPropose:
 		return ErrProposalDropped
-	case eraftpb.MessageType_MsgAppend:
+	case eraftpb.MessageType_MsgAppend, eraftpb.MessageType_MsgHeartbeat, eraftpb.MessageType_MsgSnapshot:
+		// A leader of our term exists: follow it.
 		r.becomeFollower(m.Term, m.From)
-		r.handleAppendEntries(m)
-	case eraftpb.MessageType_MsgHeartbeat:
-		r.becomeFollower(m.Term, m.From)
-		r.handleHeartbeat(m)
-	case eraftpb.MessageType_MsgSnapshot:
-		r.becomeFollower(m.Term, m.From)
-		r.handleSnapshot(m)
+		return r.stepFollower(m)
 	case myVoteResp:
 		switch r.poll(m.From, !m.Reject) {
 		case voteWon:

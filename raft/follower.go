@@ -14,16 +14,13 @@ func (r *raft) stepFollower(m *eraftpb.Message) error {
 		m.To = r.lead
 		r.send(*m)
 	case eraftpb.MessageType_MsgAppend:
-		r.electionElapsed = 0
-		r.lead = m.From
+		r.heardFromLeader(m.From)
 		r.handleAppendEntries(m)
 	case eraftpb.MessageType_MsgHeartbeat:
-		r.electionElapsed = 0
-		r.lead = m.From
+		r.heardFromLeader(m.From)
 		r.handleHeartbeat(m)
 	case eraftpb.MessageType_MsgSnapshot:
-		r.electionElapsed = 0
-		r.lead = m.From
+		r.heardFromLeader(m.From)
 		r.handleSnapshot(m)
 	case eraftpb.MessageType_MsgTransferLeader, eraftpb.MessageType_MsgReadIndex:
 		if r.lead == None {
@@ -92,6 +89,8 @@ func contiguous(index uint64, ents []*eraftpb.Entry) bool {
 	return true
 }
 
+// handleHeartbeat advances commit and echoes the heartbeat's context, which
+// numbers the leader's round (see heartbeatRounds).
 func (r *raft) handleHeartbeat(m *eraftpb.Message) {
 	// The leader caps Commit at our match index; a larger value can only
 	// come from a misbehaving peer, and ignoring it is always safe.

@@ -34,14 +34,12 @@ func (r *raft) maybeSendAppend(to uint64, sendIfEmpty bool) bool {
 	if len(ents) == 0 && !sendIfEmpty {
 		return false
 	}
-	var bytes, last uint64
-	for _, e := range ents {
-		bytes += payloadSize(e)
-	}
+	var last uint64
 	if len(ents) > 0 {
 		last = ents[len(ents)-1].Index
 	}
-	pr.sentEntries(len(ents), last, bytes)
+	pr.sentEntries(len(ents), last, payloadsSize(ents))
+	pr.sentCommit = r.raftLog.committed
 	r.send(eraftpb.Message{
 		To:      to,
 		MsgType: eraftpb.MessageType_MsgAppend,
@@ -79,7 +77,9 @@ func (r *raft) maybeSendSnapshot(to uint64, pr *Progress) bool {
 // follower's match index: the follower may not have the leader's entries
 // beyond it, so committing them there could commit the wrong entries.
 func (r *raft) sendHeartbeat(to uint64, ctx []byte) {
-	commit := min(r.trk.progress.get(to).Match, r.raftLog.committed)
+	pr := r.trk.progress.get(to)
+	commit := min(pr.Match, r.raftLog.committed)
+	pr.sentCommit = commit
 	r.send(eraftpb.Message{To: to, MsgType: eraftpb.MessageType_MsgHeartbeat, Commit: commit, Context: ctx})
 }
 
@@ -91,8 +91,14 @@ func (r *raft) bcastAppend() {
 	}
 }
 
+// bcastHeartbeat sends the periodic heartbeats. They form a numbered round
+// when a round is useful: to renew the lease or to confirm pending reads.
 func (r *raft) bcastHeartbeat() {
-	r.bcastHeartbeatWithCtx(r.readOnly.lastPendingRequestCtx())
+	if r.leaseTicks > 0 || r.readOnly.pending() {
+		r.bcastRoundHeartbeat()
+		return
+	}
+	r.bcastHeartbeatWithCtx(nil)
 }
 
 func (r *raft) bcastHeartbeatWithCtx(ctx []byte) {
@@ -235,6 +241,10 @@ func (r *raft) handlePropose(m *eraftpb.Message) error {
 	if r.removedLeader() || r.leadTransferee != None {
 		return ErrProposalDropped
 	}
+	size := payloadsSize(m.Entries)
+	if r.uncommittedSize > 0 && size > 0 && r.uncommittedSize+size > r.maxUncommittedSize {
+		return ErrProposalDropped
+	}
 	for i, e := range m.Entries {
 		if e.EntryType == eraftpb.EntryType_EntryNormal {
 			continue
@@ -246,9 +256,20 @@ func (r *raft) handlePropose(m *eraftpb.Message) error {
 		}
 		r.pendingConfIndex = r.raftLog.lastIndex() + uint64(i) + 1
 	}
+	// Refused conf changes were emptied: count what is appended.
+	r.uncommittedSize += payloadsSize(m.Entries)
 	r.appendEntry(m.Entries...)
 	r.bcastAppend()
 	return nil
+}
+
+// reduceUncommittedSize stops counting committed entries towards
+// MaxUncommittedEntriesSize.
+func (r *raft) reduceUncommittedSize(committed []*eraftpb.Entry) {
+	if r.uncommittedSize == 0 {
+		return
+	}
+	r.uncommittedSize -= min(r.uncommittedSize, payloadsSize(committed))
 }
 
 // confChangeRefusal returns why a proposed conf change entry must be
@@ -313,6 +334,11 @@ func (r *raft) handleAppendResponse(m *eraftpb.Message, pr *Progress) {
 	if r.maybeCommit() {
 		r.releasePendingReadIndexMessages()
 		r.bcastAppend()
+	} else if pr.canBumpCommit(r.raftLog.committed) {
+		// The follower may have missed the commit index (e.g. its window
+		// was full when it advanced): tell it now, not at the next
+		// heartbeat.
+		r.sendAppend(m.From)
 	}
 	for r.maybeSendAppend(m.From, false) {
 	}
@@ -328,16 +354,17 @@ func (r *raft) handleHeartbeatResponse(m *eraftpb.Message, pr *Progress) {
 	if pr.State == ProgressStateReplicate && pr.inflights.full() {
 		pr.inflights.freeFirstOne()
 	}
-	if pr.Match < r.raftLog.lastIndex() {
+	// A follower in probe state gets an append even when it is caught up
+	// (e.g. after ReportUnreachable): its answer moves it back to
+	// replicate state.
+	if pr.Match < r.raftLog.lastIndex() || pr.State == ProgressStateProbe {
 		r.sendAppend(m.From)
 	}
-	if r.readOnly.option != ReadOnlySafe || len(m.Context) == 0 {
+	if !r.rounds.recvAck(m.From, m.Context) || !r.readOnly.pending() {
 		return
 	}
-	if r.trk.config.voters.voteResult(r.readOnly.recvAck(m.From, m.Context)) != voteWon {
-		return
-	}
-	for _, rs := range r.readOnly.advance(m.Context) {
+	acked := r.trk.config.voters.committedIndex(r.ackedRound)
+	for _, rs := range r.readOnly.advance(acked) {
 		if resp := r.responseToReadIndexReq(&rs.req, rs.index); resp.To != None {
 			r.send(resp)
 		}
@@ -372,6 +399,7 @@ func (r *raft) handleTransferLeader(m *eraftpb.Message, pr *Progress) {
 // steps down at this point: the transferee has its whole log.
 func (r *raft) sendTimeoutNow(to uint64) {
 	r.send(eraftpb.Message{To: to, MsgType: eraftpb.MessageType_MsgTimeoutNow})
+	r.timeoutNowSent = true
 	if r.removedLeader() {
 		r.becomeFollower(r.Term, None)
 	}

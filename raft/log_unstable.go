@@ -2,6 +2,7 @@ package raft
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pingcap/kvproto/pkg/eraftpb"
 )
@@ -61,9 +62,14 @@ func (u *unstable) stableTo(i, t uint64) {
 	if !ok || gt != t || i < u.offset {
 		return
 	}
-	// Keep the spare capacity: appends only write past the entries handed
-	// out so far, never over them.
-	u.entries = u.entries[i+1-u.offset:]
+	// The persisted prefix is not cleared in place (the application may
+	// still hold it from a Ready), so the remaining entries move to a new
+	// array and the old one, with every persisted entry, is released.
+	if rest := u.entries[i+1-u.offset:]; len(rest) > 0 {
+		u.entries = slices.Clone(rest)
+	} else {
+		u.entries = nil
+	}
 	u.offset = i + 1
 }
 

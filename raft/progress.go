@@ -56,6 +56,11 @@ type Progress struct {
 	// IsLearner is true for non-voting members.
 	IsLearner bool
 
+	// sentCommit is the commit index carried by the last append or
+	// heartbeat sent to the follower. It is lowered to Next-1 when Next
+	// moves back, since what was sent beyond it was likely lost.
+	sentCommit uint64
+
 	inflights *inflights
 }
 
@@ -96,10 +101,11 @@ func (pr *Progress) becomeProbe() {
 		pending := pr.PendingSnapshot
 		pr.resetState(ProgressStateProbe)
 		pr.Next = max(pr.Match+1, pending+1)
-		return
+	} else {
+		pr.resetState(ProgressStateProbe)
+		pr.Next = pr.Match + 1
 	}
-	pr.resetState(ProgressStateProbe)
-	pr.Next = pr.Match + 1
+	pr.sentCommit = min(pr.sentCommit, pr.Next-1)
 }
 
 // becomeReplicate moves to replicate state.
@@ -152,14 +158,24 @@ func (pr *Progress) maybeDecrTo(rejected, matchHint uint64) bool {
 			return false
 		}
 		pr.Next = pr.Match + 1
+		pr.sentCommit = min(pr.sentCommit, pr.Next-1)
 		return true
 	}
 	if pr.Next-1 != rejected {
 		return false
 	}
 	pr.Next = max(min(rejected, matchHint+1), pr.Match+1)
+	pr.sentCommit = min(pr.sentCommit, pr.Next-1)
 	pr.ProbeSent = false
 	return true
+}
+
+// canBumpCommit reports whether sending commit could advance the
+// follower's commit index: the follower commits up to min(commit, Next-1)
+// of what it was sent, so a commit index beyond the last one sent helps
+// unless that one already covered everything sent.
+func (pr *Progress) canBumpCommit(commit uint64) bool {
+	return commit > pr.sentCommit && pr.sentCommit < pr.Next-1
 }
 
 // isPaused reports whether the leader must not send appends now.

@@ -49,8 +49,9 @@ const (
 var campaignTransferCtx = []byte("CampaignTransfer")
 
 // ErrProposalDropped is returned when a proposal is ignored: there is no
-// known leader, a leader transfer is in progress, or this node is not a
-// member. The caller may retry.
+// known leader, a leader transfer is in progress, this node is not a
+// member, or the leader's uncommitted log is full
+// (Config.MaxUncommittedEntriesSize). The caller may retry.
 var ErrProposalDropped = errors.New("raft: proposal dropped")
 
 // raft is the protocol state machine. It has no goroutines, clocks or IO:
@@ -79,6 +80,9 @@ type raft struct {
 	lead uint64
 	// leadTransferee is the target of an ongoing leader transfer, or None.
 	leadTransferee uint64
+	// timeoutNowSent is set once this leader sent MsgTimeoutNow in its
+	// term: the receiver may be elected at once, so the lease is over.
+	timeoutNowSent bool
 	// pendingConfIndex is the index of the latest conf change proposed by
 	// this leader (or the last index at election time). A new conf change
 	// is only accepted once applied >= pendingConfIndex, so at most one is
@@ -86,6 +90,9 @@ type raft struct {
 	pendingConfIndex uint64
 
 	readOnly *readOnly
+	// rounds numbers this leader's heartbeat rounds and their
+	// acknowledgements, for ReadIndex and the lease (lease.go).
+	rounds heartbeatRounds
 	// pendingReadIndexMessages are ReadIndex requests received before the
 	// leader committed an entry of its term.
 	pendingReadIndexMessages []eraftpb.Message
@@ -95,6 +102,24 @@ type raft struct {
 	electionElapsed int
 	// heartbeatElapsed counts ticks since the last heartbeat (leader only).
 	heartbeatElapsed int
+	// ticks is the logical clock: the number of tick calls since this node
+	// was created. It is never reset.
+	ticks uint64
+	// leaderContactTick is ticks when this node last heard from the leader
+	// of its term, or when it was created. It never decreases; with
+	// leaseTicks > 0, votes are refused for an election timeout after it
+	// (voteRefusalActive).
+	leaderContactTick uint64
+	// leaseTicks is Config.LeaseTicks; 0 means no lease.
+	leaseTicks uint64
+
+	// maxUncommittedSize is Config.MaxUncommittedEntriesSize (noLimit for
+	// 0). uncommittedSize is the payload of the entries this leader
+	// accepted in its term and has not yet handed out as committed; it may
+	// underestimate (entries of earlier terms are subtracted too,
+	// saturating at 0) but never overestimates.
+	maxUncommittedSize uint64
+	uncommittedSize    uint64
 
 	checkQuorum               bool
 	preVote                   bool
@@ -128,6 +153,9 @@ func newRaft(c *Config) (*raft, error) {
 		checkQuorum:               c.CheckQuorum,
 		preVote:                   c.PreVote,
 		readOnly:                  newReadOnly(c.ReadOnlyOption),
+		rounds:                    heartbeatRounds{acks: map[uint64]roundAck{}},
+		leaseTicks:                uint64(c.LeaseTicks),
+		maxUncommittedSize:        committedLimit(c.MaxUncommittedEntriesSize),
 		disableProposalForwarding: c.DisableProposalForwarding,
 		logger:                    c.logger(),
 		rand:                      c.rand(),
@@ -198,29 +226,19 @@ func (r *raft) send(m eraftpb.Message) {
 	default:
 		m.Term = r.Term
 	}
-	if len(r.msgs) == cap(r.msgs) {
-		// Grow generously: takeMessages leaves the spare capacity for
-		// the following Readys, saving an allocation per Ready.
-		grown := make([]eraftpb.Message, len(r.msgs), max(2*len(r.msgs), minMsgsCap))
-		copy(grown, r.msgs)
-		r.msgs = grown
+	if r.msgs == nil {
+		// Most Readys carry one broadcast: room for a message per member.
+		r.msgs = make([]eraftpb.Message, 0, max(len(r.trk.progress.ids), 1))
 	}
 	r.msgs = append(r.msgs, m)
 }
 
-// minMsgsCap is the minimum capacity allocated for outgoing messages.
-const minMsgsCap = 16
-
-// takeMessages hands out the queued messages. The spare capacity after
-// them is kept for future messages: appends never touch the handed-out
-// elements, so the caller may keep them as long as it likes.
+// takeMessages hands out the queued messages and forgets them, so that
+// the node does not keep their entries alive once the application is done
+// with them.
 func (r *raft) takeMessages() []eraftpb.Message {
-	n := len(r.msgs)
-	if n == 0 {
-		return nil
-	}
-	msgs := r.msgs[:n:n]
-	r.msgs = r.msgs[n:]
+	msgs := r.msgs
+	r.msgs = nil
 	return msgs
 }
 
@@ -238,7 +256,7 @@ func (r *raft) reset(term uint64) {
 	last := r.raftLog.lastIndex()
 	for _, id := range r.trk.progress.ids {
 		pr := r.trk.progress.get(id)
-		pr.Match, pr.Next = 0, last+1
+		pr.Match, pr.Next, pr.sentCommit = 0, last+1, 0
 		pr.resetState(ProgressStateProbe)
 		pr.RecentActive = false
 		if id == r.id {
@@ -246,11 +264,15 @@ func (r *raft) reset(term uint64) {
 		}
 	}
 	r.pendingConfIndex = 0
+	r.timeoutNowSent = false
+	r.uncommittedSize = 0
 	r.readOnly = newReadOnly(r.readOnly.option)
+	r.rounds.reset()
 	r.pendingReadIndexMessages = nil
 }
 
 func (r *raft) tick() {
+	r.ticks++
 	if r.state == StateLeader {
 		r.tickHeartbeat()
 	} else {
@@ -276,14 +298,10 @@ func (r *raft) Step(m *eraftpb.Message) error {
 			return nil
 		}
 	case m.Term > r.Term:
-		if isVoteMsg(m.MsgType) {
-			force := string(m.Context) == string(campaignTransferCtx)
-			inLease := r.checkQuorum && r.lead != None && r.electionElapsed < r.electionTimeout
-			if !force && inLease {
-				// Leader lease: we heard from a leader within the
-				// election timeout, so ignore the disruptive request.
-				return nil
-			}
+		if isVoteMsg(m.MsgType) && r.voteRefusalActive(m) {
+			// We heard from a leader recently: ignore the disruptive
+			// request without adopting its term.
+			return nil
 		}
 		switch {
 		case m.MsgType == eraftpb.MessageType_MsgRequestPreVote:

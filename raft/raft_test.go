@@ -502,9 +502,12 @@ func TestReadIndexWaitsForCurrentTermCommit(t *testing.T) {
 	require.Len(t, r.pendingReadIndexMessages, 1)
 	commitNoopEntry(t, r)
 	require.Empty(t, r.pendingReadIndexMessages)
-	for _, id := range []uint64{2, 3} {
-		require.NoError(t, step(t, r, eraftpb.Message{From: id, To: 1, Term: 1, MsgType: msgHbResp, Context: []byte("c")}))
-	}
+	require.Empty(t, r.readStates)
+	// The next heartbeat round confirms it once a follower echoes it.
+	require.NoError(t, step(t, r, eraftpb.Message{From: 1, To: 1, MsgType: msgBeat}))
+	hb := readMessages(r)[0]
+	require.Equal(t, msgHeartbeat, hb.MsgType)
+	require.NoError(t, step(t, r, eraftpb.Message{From: hb.To, To: 1, Term: 1, MsgType: msgHbResp, Context: hb.Context}))
 	require.Equal(t, []ReadState{{Index: 1, RequestCtx: []byte("c")}}, r.readStates)
 }
 
@@ -779,4 +782,57 @@ func TestNoRescueForNonMembers(t *testing.T) {
 
 	require.NoError(t, step(t, n3, eraftpb.Message{From: 2, To: 3, Term: 6, MsgType: msgVote, Index: 1, LogTerm: 1}))
 	require.Equal(t, StateCandidate, n3.state, "a voter of its config needs it: rescue")
+}
+
+// Raft thesis section 6.4: a read is answered at the commit index of its
+// arrival. A retry with the context of a pending request arrives later and
+// supersedes it, so it is answered once, at an index that covers the
+// write committed in between.
+func TestReadIndexRetrySupersedesPendingRequest(t *testing.T) {
+	nw := newNetwork(t, nil, nil, nil, nil)
+	nw.campaign(1)
+	lead := nw.peers[1]
+	read := eraftpb.Message{From: 1, To: 1, MsgType: msgReadIndex, Entries: []*eraftpb.Entry{{Data: []byte("r")}}}
+	nw.ignore(msgHeartbeat)
+	nw.send(read)
+	require.Empty(t, lead.readStates)
+	nw.propose(1, "x")
+	require.Equal(t, uint64(2), lead.raftLog.committed)
+	nw.recover()
+	read.Entries = []*eraftpb.Entry{{Data: []byte("r")}}
+	nw.send(read)
+	require.Equal(t, []ReadState{{Index: 2, RequestCtx: []byte("r")}}, lead.readStates)
+	nw.tickN(1, 1)
+	require.Len(t, lead.readStates, 1, "the superseded request is never answered")
+}
+
+// A follower whose inflight window was full when the leader committed learns
+// the commit index from the leader's answer to its ack, not at the next
+// heartbeat.
+func TestCommitSentOnAckFromFullWindow(t *testing.T) {
+	c := newTestConfig(1, 10, 1, newTestMemoryStorage(ids(3)))
+	c.MaxInflightMsgs = 1
+	r := mustNewRaft(t, c)
+	r.becomeCandidate()
+	r.becomeLeader()
+	commitNoopEntry(t, r)
+	require.NoError(t, step(t, r, propMsg(1, "a")))
+	readMessages(r)
+	require.True(t, r.trk.progress.get(2).inflights.full())
+	// 3's ack commits index 2; 2's window is full, so 2 is not told.
+	require.NoError(t, step(t, r, eraftpb.Message{From: 3, To: 1, Term: 1, MsgType: msgAppResp, Index: 2}))
+	require.Equal(t, uint64(2), r.raftLog.committed)
+	for _, m := range readMessages(r) {
+		require.NotEqual(t, uint64(2), m.To)
+	}
+	require.NoError(t, step(t, r, eraftpb.Message{From: 2, To: 1, Term: 1, MsgType: msgAppResp, Index: 2}))
+	msgs := readMessages(r)
+	require.Len(t, msgs, 1)
+	require.Equal(t, msgApp, msgs[0].MsgType)
+	require.Equal(t, uint64(2), msgs[0].To)
+	require.Equal(t, uint64(2), msgs[0].Commit)
+	require.Empty(t, msgs[0].Entries)
+	// Once told, further acks send nothing.
+	require.NoError(t, step(t, r, eraftpb.Message{From: 2, To: 1, Term: 1, MsgType: msgAppResp, Index: 2}))
+	require.Empty(t, readMessages(r))
 }

@@ -173,6 +173,18 @@ func (rn *RawNode) ReadIndex(rctx []byte) {
 	})
 }
 
+// LeaseValid reports whether this node holds the leader lease
+// (Config.LeaseTicks), so that it may serve a read locally at its commit
+// index, once applied, without a ReadIndex round. It is true only while
+// this node is the leader, has committed an entry of its term, is not
+// transferring leadership (and has not sent MsgTimeoutNow in its term),
+// and fewer than LeaseTicks ticks have passed since it sent a heartbeat
+// round that a quorum has acknowledged. Always false with LeaseTicks 0.
+// The argument for its safety is at the top of lease.go; it assumes that
+// ticks run at about the same rate on every member and that Campaign is
+// not called on a member that may be following a live leader.
+func (rn *RawNode) LeaseValid() bool { return rn.raft.leaseValid() }
+
 // ReportUnreachable reports that a message to id could not be delivered.
 func (rn *RawNode) ReportUnreachable(id uint64) {
 	_ = rn.raft.Step(&eraftpb.Message{MsgType: eraftpb.MessageType_MsgUnreachable, From: id})
@@ -243,6 +255,7 @@ func (rn *RawNode) Ready() Ready {
 	if n := len(rd.CommittedEntries); n > 0 {
 		rn.marks.appliedIndex = rd.CommittedEntries[n-1].Index
 		r.raftLog.acceptApplying(rn.marks.appliedIndex)
+		r.reduceUncommittedSize(rd.CommittedEntries)
 	}
 	r.readStates = nil
 	return rd

@@ -25,6 +25,9 @@ type rnCluster struct {
 	nodes map[uint64]*rnNode
 	// drop, if set, discards matching messages.
 	drop func(m eraftpb.Message) bool
+	// discardApplied makes handleReady record no applied data, so that
+	// the harness keeps no entry payload alive.
+	discardApplied bool
 }
 
 func newRNCluster(t *testing.T, voters, learners []uint64, cfgFn func(*Config)) *rnCluster {
@@ -74,7 +77,7 @@ func (c *rnCluster) handleReady(id uint64) []eraftpb.Message {
 	for _, e := range rd.CommittedEntries {
 		switch e.EntryType {
 		case eraftpb.EntryType_EntryNormal:
-			if len(e.Data) > 0 {
+			if len(e.Data) > 0 && !c.discardApplied {
 				n.applied = append(n.applied, string(e.Data))
 			}
 		default:
@@ -246,6 +249,9 @@ func TestConfigValidation(t *testing.T) {
 		{func(c *Config) { c.Storage = nil }, ErrNoStorage},
 		{func(c *Config) { c.MaxInflightMsgs = 0 }, ErrInvalidInflight},
 		{func(c *Config) { c.ReadOnlyOption = ReadOnlyLeaseBased }, ErrLeaseNeedsQuorum},
+		{func(c *Config) { c.CheckQuorum = true; c.LeaseTicks = -1 }, ErrInvalidLeaseTicks},
+		{func(c *Config) { c.CheckQuorum = true; c.LeaseTicks = c.ElectionTick }, ErrInvalidLeaseTicks},
+		{func(c *Config) { c.LeaseTicks = 1 }, ErrLeaseTicksNeedQuorum},
 	} {
 		c := base()
 		tt.mod(c)
@@ -473,7 +479,9 @@ func TestRawNodeTransferLeader(t *testing.T) {
 	require.Equal(t, uint64(3), c.leader())
 }
 
-// ReportUnreachable moves a replicating follower back to probe.
+// ReportUnreachable moves a replicating follower back to probe. Once it
+// answers a heartbeat the leader probes it, although it is caught up, and
+// its answer moves it back to replicate.
 func TestRawNodeReportUnreachable(t *testing.T) {
 	c := newRNCluster(t, ids(3), nil, nil)
 	c.elect(1)
@@ -481,4 +489,33 @@ func TestRawNodeReportUnreachable(t *testing.T) {
 	require.Equal(t, ProgressStateReplicate, pr.State)
 	c.nodes[1].rn.ReportUnreachable(2)
 	require.Equal(t, ProgressStateProbe, pr.State)
+	c.tick(1, 1)
+	require.Equal(t, ProgressStateReplicate, pr.State)
+}
+
+// MaxUncommittedEntriesSize: a leader that cannot commit drops proposals
+// beyond the limit with ErrProposalDropped; empty entries are always
+// accepted, and once entries commit proposals are accepted again.
+func TestRawNodeMaxUncommittedEntriesSize(t *testing.T) {
+	const limit, size = 1000, 100
+	c := newRNCluster(t, ids(3), nil, func(c *Config) { c.MaxUncommittedEntriesSize = limit })
+	c.elect(1)
+	lead := c.nodes[1].rn
+	c.drop = func(m eraftpb.Message) bool { return m.From == 1 }
+	for range limit / size {
+		require.NoError(t, lead.Propose(make([]byte, size)))
+	}
+	require.ErrorIs(t, lead.Propose(make([]byte, size)), ErrProposalDropped)
+	require.NoError(t, lead.Propose(nil))
+	c.stabilize()
+	require.ErrorIs(t, lead.Propose(make([]byte, 1)), ErrProposalDropped)
+
+	c.drop = nil
+	c.tick(1, 1) // the heartbeat answers trigger the appends
+	require.Equal(t, lead.raft.raftLog.lastIndex(), lead.BasicStatus().Applied)
+	require.NoError(t, lead.Propose(make([]byte, size)))
+	c.stabilize()
+	// With nothing outstanding, even a proposal beyond the limit is taken.
+	require.NoError(t, lead.Propose(make([]byte, 2*limit)))
+	require.ErrorIs(t, lead.Propose(make([]byte, 1)), ErrProposalDropped)
 }

@@ -26,10 +26,11 @@ func (r *raft) handleReadIndex(m *eraftpb.Message) {
 func (r *raft) sendMsgReadIndexResponse(m *eraftpb.Message) {
 	switch r.readOnly.option {
 	case ReadOnlySafe:
-		ctx := m.Entries[0].Data
-		r.readOnly.addRequest(r.raftLog.committed, *m)
-		r.readOnly.recvAck(r.id, ctx)
-		r.bcastHeartbeatWithCtx(ctx)
+		// The request is confirmed once a quorum acknowledged a heartbeat
+		// round sent after it arrived: then no newer leader can have
+		// committed anything when it arrived. Reference: thesis 6.4.
+		r.bcastRoundHeartbeat()
+		r.readOnly.addRequest(r.raftLog.committed, r.rounds.last, *m)
 	case ReadOnlyLeaseBased:
 		if resp := r.responseToReadIndexReq(m, r.raftLog.committed); resp.To != None {
 			r.send(resp)

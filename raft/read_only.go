@@ -1,6 +1,10 @@
 package raft
 
-import "github.com/pingcap/kvproto/pkg/eraftpb"
+import (
+	"slices"
+
+	"github.com/pingcap/kvproto/pkg/eraftpb"
+)
 
 // ReadOnlyOption selects how ReadIndex requests are served.
 type ReadOnlyOption int
@@ -11,7 +15,11 @@ const (
 	ReadOnlySafe ReadOnlyOption = iota
 	// ReadOnlyLeaseBased answers immediately, relying on the leader lease
 	// provided by check-quorum. It is only correct if clock drift is
-	// bounded, and requires Config.CheckQuorum.
+	// bounded, and requires Config.CheckQuorum. Its lease is not tied to
+	// acknowledged heartbeats: a deposed leader may keep answering for a
+	// few ticks after a new leader committed. The replicated store uses
+	// ReadOnlySafe and serves lease reads only while RawNode.LeaseValid
+	// (Config.LeaseTicks) instead.
 	ReadOnlyLeaseBased
 )
 
@@ -22,69 +30,69 @@ type ReadState struct {
 	RequestCtx []byte
 }
 
-type readIndexStatus struct {
-	req   eraftpb.Message
+// readIndexRequest is a ReadIndex request awaiting confirmation.
+type readIndexRequest struct {
+	req eraftpb.Message
+	// index is the leader's commit index when the request arrived.
 	index uint64
-	acks  map[uint64]bool
+	// round is the heartbeat round sent after it arrived; the request is
+	// confirmed once a quorum acknowledged that round or a later one.
+	round uint64
 }
 
-// readOnly tracks ReadIndex requests awaiting heartbeat confirmation.
+// readKey identifies a request: the node that asked and its context.
+type readKey struct {
+	from uint64
+	ctx  string
+}
+
+// readOnly tracks ReadIndex requests (ReadOnlySafe) awaiting confirmation
+// by a heartbeat round.
 type readOnly struct {
-	option  ReadOnlyOption
-	pending map[string]*readIndexStatus
-	// queue holds request contexts in arrival order.
-	// Invariant: the keys of pending are exactly the elements of queue.
-	queue []string
+	option ReadOnlyOption
+	// queue holds the requests in arrival order, so rounds ascend.
+	queue []*readIndexRequest
+	// live maps each key to its newest request. A retry with the same
+	// key supersedes the earlier request, which is then dropped unanswered:
+	// answering it would hand the retry an index older than the commit
+	// index at the retry's arrival.
+	// Invariant: every value of live is in queue; an element of queue that
+	// is not a value of live was superseded.
+	live map[readKey]*readIndexRequest
 }
 
 func newReadOnly(option ReadOnlyOption) *readOnly {
-	return &readOnly{option: option, pending: map[string]*readIndexStatus{}}
+	return &readOnly{option: option, live: map[readKey]*readIndexRequest{}}
 }
 
-// addRequest registers a request m that reads at index (the leader's commit
-// index when the request arrived). Duplicate contexts are ignored.
-func (ro *readOnly) addRequest(index uint64, m eraftpb.Message) {
-	ctx := string(m.Entries[0].Data)
-	if _, ok := ro.pending[ctx]; ok {
-		return
+// addRequest registers request m, which reads at index and is confirmed by
+// round.
+func (ro *readOnly) addRequest(index, round uint64, m eraftpb.Message) {
+	rs := &readIndexRequest{req: m, index: index, round: round}
+	ro.live[readKey{from: m.From, ctx: string(m.Entries[0].Data)}] = rs
+	ro.queue = append(ro.queue, rs)
+}
+
+// advance removes the requests confirmed by a quorum acknowledging round
+// acked, and returns those not superseded, in arrival order.
+func (ro *readOnly) advance(acked uint64) []*readIndexRequest {
+	n := 0
+	for n < len(ro.queue) && ro.queue[n].round <= acked {
+		n++
 	}
-	ro.pending[ctx] = &readIndexStatus{req: m, index: index, acks: map[uint64]bool{}}
-	ro.queue = append(ro.queue, ctx)
-}
-
-// recvAck records a heartbeat acknowledgement from id for ctx and returns
-// the acknowledgements so far (nil if ctx is unknown).
-func (ro *readOnly) recvAck(id uint64, ctx []byte) map[uint64]bool {
-	rs, ok := ro.pending[string(ctx)]
-	if !ok {
-		return nil
-	}
-	rs.acks[id] = true
-	return rs.acks
-}
-
-// advance removes and returns every request up to and including ctx: a
-// heartbeat round confirming ctx also confirms all earlier requests.
-func (ro *readOnly) advance(ctx []byte) []*readIndexStatus {
-	for i, c := range ro.queue {
-		if c != string(ctx) {
-			continue
+	var confirmed []*readIndexRequest
+	for _, rs := range ro.queue[:n] {
+		key := readKey{from: rs.req.From, ctx: string(rs.req.Entries[0].Data)}
+		if ro.live[key] == rs {
+			delete(ro.live, key)
+			confirmed = append(confirmed, rs)
 		}
-		rss := make([]*readIndexStatus, 0, i+1)
-		for _, okctx := range ro.queue[:i+1] {
-			rss = append(rss, ro.pending[okctx])
-			delete(ro.pending, okctx)
-		}
-		ro.queue = ro.queue[i+1:]
-		return rss
 	}
-	return nil
+	// Delete also clears the vacated tail, so the queue does not keep
+	// answered requests alive.
+	ro.queue = slices.Delete(ro.queue, 0, n)
+	return confirmed
 }
 
-// lastPendingRequestCtx returns the context of the newest pending request.
-func (ro *readOnly) lastPendingRequestCtx() []byte {
-	if len(ro.queue) == 0 {
-		return nil
-	}
-	return []byte(ro.queue[len(ro.queue)-1])
-}
+// pending reports whether requests await confirmation.
+func (ro *readOnly) pending() bool { return len(ro.queue) > 0 }

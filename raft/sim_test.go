@@ -15,8 +15,9 @@ import (
 // The simulation runs clusters of RawNodes over a simulated network that
 // drops, delays, duplicates and reorders messages, partitions nodes and
 // restarts them (keeping only what they persisted to their MemoryStorage).
-// After every step it checks the safety properties; after healing the
-// network it checks liveness. Every run is determined by its seed, which
+// After every step it checks the safety properties, among them that reads
+// served under RawNode.LeaseValid (with check-quorum) and through
+// ReadIndex are not stale; after healing the network it checks liveness. Every run is determined by its seed, which
 // is printed on failure.
 
 type simNode struct {
@@ -64,6 +65,8 @@ type sim struct {
 	// reads are pending ReadIndex requests: context -> the highest index
 	// applied anywhere when the read was issued.
 	reads map[string]uint64
+	// leaseReads counts reads served locally under RawNode.LeaseValid.
+	leaseReads int
 }
 
 func newSim(t *testing.T, seed uint64, n int, membership bool) *sim {
@@ -91,9 +94,15 @@ func newSim(t *testing.T, seed uint64, n int, membership bool) *sim {
 	inflight := []int{1, 4, 256}[r.IntN(3)]
 	inflightBytes := []uint64{0, 100}[r.IntN(2)]
 	maxCommitted := []uint64{0, 50}[r.IntN(2)]
+	// With check-quorum, leaders serve lease reads (checkLeaseReads) with
+	// a lease of 1 to ElectionTick-1 ticks.
+	leaseTicks := 1 + r.IntN(4)
 	s.cfg = func(c *Config) {
 		c.PreVote = preVote
 		c.CheckQuorum = checkQuorum
+		if checkQuorum {
+			c.LeaseTicks = leaseTicks
+		}
 		c.MaxSizePerMsg = maxMsg
 		c.MaxInflightMsgs = inflight
 		c.MaxInflightBytes = inflightBytes
@@ -187,6 +196,23 @@ func (s *sim) process(n *simNode) {
 		}
 		n.rn.Advance()
 		s.checkLeaders()
+		s.checkLeaseReads()
+	}
+}
+
+// checkLeaseReads serves a read at every node holding the lease, at its
+// commit index, and checks that it covers everything applied anywhere.
+func (s *sim) checkLeaseReads() {
+	floor := s.maxApplied()
+	for _, n := range s.nodes {
+		if n.rn == nil || !n.rn.LeaseValid() {
+			continue
+		}
+		s.leaseReads++
+		if c := n.rn.raft.raftLog.committed; c < floor {
+			s.fatalf("node %d holds the lease at term %d and reads at index %d, but %d was already applied",
+				n.id, n.rn.raft.Term, c, floor)
+		}
 	}
 }
 
@@ -576,12 +602,17 @@ func TestSimulation(t *testing.T) {
 			name += "-membership"
 		}
 		t.Run(name, func(t *testing.T) {
+			leaseReads := 0
 			for seed := offset; seed < offset+seeds; seed++ {
 				s := newSim(t, seed, tc.size, tc.membership)
 				for range steps {
 					s.step()
 				}
 				s.heal()
+				leaseReads += s.leaseReads
+			}
+			if leaseReads == 0 {
+				t.Fatal("no lease read was served: the lease check is vacuous")
 			}
 		})
 	}

@@ -37,9 +37,18 @@ func entsSize(ents []*eraftpb.Entry) uint64 {
 	return size
 }
 
-// payloadSize is the size of an entry's data, used by flow control.
+// payloadSize is the size of an entry's data, used by flow control and
+// MaxUncommittedEntriesSize.
 func payloadSize(e *eraftpb.Entry) uint64 {
 	return uint64(len(e.Data))
+}
+
+func payloadsSize(ents []*eraftpb.Entry) uint64 {
+	var size uint64
+	for _, e := range ents {
+		size += payloadSize(e)
+	}
+	return size
 }
 
 func cloneConfState(cs *eraftpb.ConfState) eraftpb.ConfState {

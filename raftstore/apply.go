@@ -29,11 +29,21 @@ type proposal struct {
 type applyTask struct {
 	entries   []*eraftpb.Entry
 	proposals []proposal
+	// snapshot, when set (and then alone in the task), replaces the
+	// region's data and state with a received snapshot's.
+	snapshot     *eraftpb.Snapshot
+	snapshotData *raft_serverpb.RaftSnapshotData
 }
 
 // applyResult tells the peer how far its applier got.
 type applyResult struct {
 	appliedIndex, appliedTerm uint64
+	// truncated is the truncated state after a CompactLog applied in the
+	// round, nil when none did.
+	truncated *raft_serverpb.RaftTruncatedState
+	// snapshotRegion is the region of a snapshot applied in the round, nil
+	// when none was.
+	snapshotRegion *metapb.Region
 }
 
 // applier is a region's apply FSM: it owns the region's apply state and its
@@ -45,6 +55,27 @@ type applier struct {
 	state    *raft_serverpb.RaftApplyState
 	// appliedTerm is the term of the entry at state.AppliedIndex.
 	appliedTerm uint64
+	// result collects what the current round reports to the peer.
+	result applyResult
+}
+
+// applySnapshot replaces the region's data by a snapshot's. What the round
+// staged so far is written first, so that the snapshot's deletes see it.
+func (s *Store) applySnapshot(a *applier, task applyTask, wb *engine.WriteBatch) {
+	if err := writeBatch(s.cfg.KV, wb); err != nil {
+		s.fatal("write applied entries to the kv engine", err, a.regionID)
+	}
+	wb.Reset()
+	view := s.cfg.KV.Snapshot()
+	state, err := stageSnapshot(view, task.snapshot, task.snapshotData, wb)
+	view.Close()
+	if err != nil {
+		s.fatal("stage a snapshot", err, a.regionID)
+	}
+	a.state = state
+	a.region = task.snapshotData.GetRegion()
+	a.appliedTerm = task.snapshot.GetMetadata().GetTerm()
+	a.result.snapshotRegion = a.region
 }
 
 // pendingResponse is a response to hand out once the apply round's batch is
@@ -62,13 +93,19 @@ func (s *Store) applyRound(batch []delivery[*applier, applyTask]) {
 	results := make([]applyResult, 0, len(batch))
 	for _, d := range batch {
 		a := d.fsm
+		a.result = applyResult{}
 		for _, task := range d.msgs {
+			if task.snapshot != nil {
+				s.applySnapshot(a, task, wb)
+				continue
+			}
 			responses = a.applyTask(task, wb, responses)
 		}
 		if err := putProto(wb, engine.CfRaft, applyStateKey(a.regionID), a.state); err != nil {
 			s.fatal("encode apply state", err, a.regionID)
 		}
-		results = append(results, applyResult{appliedIndex: a.state.GetAppliedIndex(), appliedTerm: a.appliedTerm})
+		a.result.appliedIndex, a.result.appliedTerm = a.state.GetAppliedIndex(), a.appliedTerm
+		results = append(results, a.result)
 	}
 	if err := writeBatch(s.cfg.KV, wb); err != nil {
 		s.fatal("write applied entries to the kv engine", err, 0)
@@ -122,6 +159,9 @@ func (a *applier) applyEntry(e *eraftpb.Entry, wb *engine.WriteBatch) *raft_cmdp
 	if err := req.Unmarshal(e.Data); err != nil {
 		return errorResponse(&errorpb.Error{Message: fmt.Sprintf("raftstore: entry %d is not a command: %v", e.Index, err)}, e.Term)
 	}
+	if admin := req.GetAdminRequest(); admin != nil {
+		return a.applyAdmin(admin, req.GetHeader(), e)
+	}
 	if rerr := checkRegion(req.GetHeader(), a.region, false); rerr != nil {
 		return errorResponse(rerr, e.Term)
 	}
@@ -133,6 +173,32 @@ func (a *applier) applyEntry(e *eraftpb.Entry, wb *engine.WriteBatch) *raft_cmdp
 		resp.Responses = append(resp.Responses, &raft_cmdpb.Response{CmdType: r.GetCmdType()})
 	}
 	return resp
+}
+
+// applyAdmin applies an admin command; only CompactLog so far.
+func (a *applier) applyAdmin(admin *raft_cmdpb.AdminRequest, header *raft_cmdpb.RaftRequestHeader, e *eraftpb.Entry) *raft_cmdpb.RaftCmdResponse {
+	if header.GetRegionId() != a.regionID {
+		return errorResponse(errRegionNotFound(header.GetRegionId()), e.Term)
+	}
+	if admin.GetCmdType() != raft_cmdpb.AdminCmdType_CompactLog {
+		return errorResponse(&errorpb.Error{Message: fmt.Sprintf("raftstore: admin command %s is not supported yet", admin.GetCmdType())}, e.Term)
+	}
+	compact := admin.GetCompactLog()
+	truncated := a.state.GetTruncatedState()
+	switch {
+	case compact.GetCompactIndex() <= truncated.GetIndex():
+		// Already compacted further.
+	case compact.GetCompactIndex() > a.state.GetAppliedIndex():
+		return errorResponse(&errorpb.Error{Message: fmt.Sprintf("raftstore: compact index %d is beyond the applied index %d",
+			compact.GetCompactIndex(), a.state.GetAppliedIndex())}, e.Term)
+	default:
+		a.state.TruncatedState = &raft_serverpb.RaftTruncatedState{Index: compact.GetCompactIndex(), Term: compact.GetCompactTerm()}
+		a.result.truncated = a.state.TruncatedState
+	}
+	return &raft_cmdpb.RaftCmdResponse{
+		Header:        &raft_cmdpb.RaftResponseHeader{CurrentTerm: e.Term},
+		AdminResponse: &raft_cmdpb.AdminResponse{CmdType: admin.GetCmdType(), CompactLog: &raft_cmdpb.CompactLogResponse{}},
+	}
 }
 
 // stageWrites checks every request of a write command, then stages them

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pingcap/kvproto/pkg/eraftpb"
 	"github.com/pingcap/kvproto/pkg/errorpb"
 	"github.com/pingcap/kvproto/pkg/metapb"
 	"github.com/pingcap/kvproto/pkg/raft_cmdpb"
@@ -45,6 +46,8 @@ type simNetwork struct {
 	// drops stack: a message passes all of them or is lost.
 	keep  float64
 	drops int
+	// snapshots counts the snapshot messages delivered to each store.
+	snapshots map[uint64]int
 }
 
 func (n *simNetwork) transport(from uint64) Transport { return storeTransport{net: n, from: from} }
@@ -73,6 +76,11 @@ func (t storeTransport) Send(msg *raft_serverpb.RaftMessage) error {
 	if dropped {
 		return nil
 	}
+	if msg.GetMessage().GetMsgType() == eraftpb.MessageType_MsgSnapshot {
+		n.mu.Lock()
+		n.snapshots[to]++
+		n.mu.Unlock()
+	}
 	data, err := msg.Marshal()
 	if err != nil {
 		return err
@@ -95,18 +103,21 @@ type cluster struct {
 	raftDB map[uint64]*engine.Engine
 	stores map[uint64]*Store
 	region *metapb.Region
+	// configure adjusts each store's configuration.
+	configure func(*Config)
 	// leaderHint is the store the client tries first.
 	mu         sync.Mutex
 	leaderHint uint64
 }
 
 // newCluster bootstraps n stores holding one region over [start, end) with
-// a peer on every store (peer id = store id), and starts them.
-func newCluster(t *testing.T, n int, start, end []byte) *cluster {
+// a peer on every store (peer id = store id), and starts them. configure,
+// if not nil, adjusts each store's configuration.
+func newCluster(t *testing.T, n int, start, end []byte, configure ...func(*Config)) *cluster {
 	rng := testutil.Rand(t)
 	c := &cluster{
 		t: t, rng: rng,
-		net:    &simNetwork{rng: newRand(rng.Uint64()), stores: map[uint64]*Store{}},
+		net:    &simNetwork{rng: newRand(rng.Uint64()), stores: map[uint64]*Store{}, snapshots: map[uint64]int{}},
 		dirs:   map[uint64]string{},
 		kv:     map[uint64]*engine.Engine{},
 		raftDB: map[uint64]*engine.Engine{},
@@ -118,6 +129,11 @@ func newCluster(t *testing.T, n int, start, end []byte) *cluster {
 		region.Peers = append(region.Peers, &metapb.Peer{Id: id, StoreId: id})
 	}
 	c.region = region
+	c.configure = func(cfg *Config) {
+		for _, f := range configure {
+			f(cfg)
+		}
+	}
 	root := t.TempDir()
 	for _, id := range c.ids {
 		c.dirs[id] = filepath.Join(root, fmt.Sprintf("store%d", id))
@@ -147,11 +163,13 @@ func (c *cluster) start(id uint64) {
 	if c.kv[id] == nil {
 		c.openEngines(id)
 	}
-	s, err := Start(Config{
+	cfg := Config{
 		StoreID: id, KV: c.kv[id], Raft: c.raftDB[id], Transport: c.net.transport(id),
 		TickInterval: testTick, ElectionTicks: testElectionTicks, HeartbeatTicks: 2,
 		Seed: c.rng.Uint64(),
-	})
+	}
+	c.configure(&cfg)
+	s, err := Start(cfg)
 	require.NoError(c.t, err)
 	c.net.mu.Lock()
 	c.net.stores[id] = s
@@ -389,6 +407,26 @@ func (c *cluster) applyState(storeID uint64) *raft_serverpb.RaftApplyState {
 	require.NoError(c.t, err)
 	require.True(c.t, found)
 	return state
+}
+
+func (c *cluster) snapshotsTo(storeID uint64) int {
+	c.net.mu.Lock()
+	defer c.net.mu.Unlock()
+	return c.net.snapshots[storeID]
+}
+
+// mustLogBounded checks on every running store that log GC keeps the
+// region's log within twice the count limit (the course's check).
+func (c *cluster) mustLogBounded(limit uint64) {
+	c.t.Helper()
+	for _, id := range c.ids {
+		if c.kv[id] == nil {
+			continue
+		}
+		state := c.applyState(id)
+		require.LessOrEqual(c.t, state.GetAppliedIndex()-state.GetTruncatedState().GetIndex(), 2*limit,
+			"store %d: applied %d, truncated %d", id, state.GetAppliedIndex(), state.GetTruncatedState().GetIndex())
+	}
 }
 
 func regionErrorOf(t *testing.T, err error) *errorpb.Error {

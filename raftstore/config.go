@@ -27,6 +27,12 @@ type Config struct {
 	TickInterval time.Duration
 	// ElectionTicks and HeartbeatTicks count base ticks (TiKV: 10 and 2).
 	ElectionTicks, HeartbeatTicks int
+	// LeaseTicks is the leader lease during which reads are served without
+	// a ReadIndex round; it must be below ElectionTicks, the difference
+	// bounding clock drift (TiKV: raft-store-max-leader-lease 9 s with a
+	// 10 s election timeout). 0 means ElectionTicks-1; negative disables
+	// lease reads.
+	LeaseTicks int
 	// MaxSizePerMsg bounds the entries of one append message (TiKV's
 	// raft-max-size-per-msg, 1 MiB); MaxInflightMsgs bounds the appends in
 	// flight to one follower (raft-max-inflight-msgs, 256).
@@ -41,6 +47,17 @@ type Config struct {
 	Pollers, ApplyPollers, MaxBatch int
 	// Seed seeds the peers' election timeouts.
 	Seed uint64
+
+	// RaftLogGCTicks is how often (in base ticks) a leader considers
+	// compacting its log (TiKV's raft-log-gc-tick-interval, 3 s).
+	// RaftLogGCThreshold is how many replicated entries wait for
+	// compaction (raft-log-gc-threshold, 50); past RaftLogGCCountLimit
+	// entries (raft-log-gc-count-limit, 73728 with the default region size)
+	// the log is compacted even if a slow follower then needs a snapshot.
+	RaftLogGCTicks                          int
+	RaftLogGCThreshold, RaftLogGCCountLimit uint64
+	// SnapshotWorkers bounds the snapshots built at once (2).
+	SnapshotWorkers int
 }
 
 // ErrConfig is returned by Start for a configuration missing a required
@@ -64,7 +81,15 @@ func (c *Config) withDefaults() (Config, error) {
 	setDefault(&cfg.Pollers, 2)
 	setDefault(&cfg.ApplyPollers, 2)
 	setDefault(&cfg.MaxBatch, 256)
-	if cfg.ElectionTicks <= cfg.HeartbeatTicks {
+	setDefault(&cfg.RaftLogGCTicks, 3)
+	setDefault(&cfg.RaftLogGCThreshold, 50)
+	setDefault(&cfg.RaftLogGCCountLimit, 73728)
+	setDefault(&cfg.SnapshotWorkers, 2)
+	setDefault(&cfg.LeaseTicks, cfg.ElectionTicks-1)
+	if cfg.LeaseTicks < 0 {
+		cfg.LeaseTicks = 0
+	}
+	if cfg.ElectionTicks <= cfg.HeartbeatTicks || cfg.LeaseTicks >= cfg.ElectionTicks {
 		return cfg, ErrConfig
 	}
 	return cfg, nil

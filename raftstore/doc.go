@@ -35,11 +35,33 @@ reads and writes) and the term, and answer region problems as *RegionError
 carrying the errorpb.Error clients expect: NotLeader with the leader this
 peer knows, EpochNotMatch with the current region, StaleCommand for a
 proposal overwritten by another leader's log, KeyNotInRegion,
-RaftEntryTooLarge, RegionNotFound, StoreNotMatch, MismatchPeerId. Reads
-confirm leadership with a ReadIndex round (one for all the reads that reach
-a peer in one poll round) and wait until the read index is applied.
+RaftEntryTooLarge, RegionNotFound, StoreNotMatch, MismatchPeerId.
 
-Not yet built: snapshots and log GC, membership changes, split, leases,
-follower and stale reads, and creating peers from messages.
+A read is served at once while the leader holds its lease (raft's
+LeaseValid: a quorum acknowledged a heartbeat round less than LeaseTicks
+ago, no transfer in progress) and has applied an entry of its term;
+otherwise, or when the request asks for read_quorum, it confirms
+leadership with a ReadIndex round (one for all the reads that reach a peer
+in one poll round) and waits until the read index is applied.
+
+# Log GC and snapshots
+
+Every RaftLogGCTicks a leader proposes CompactLog by TiKV's rules (what all
+peers replicated, or half the log past RaftLogGCCountLimit). Applying it
+moves the truncated state, written with the data; a background worker then
+syncs the KV engine and deletes the compacted entries from the raft engine.
+A follower behind the truncated index gets a snapshot: built in the
+background from one consistent view of the KV engine (data, apply state and
+region state together; see snap.go for the inline format), checked on
+arrival, applied by the region's applier in order with its other work (the
+region's data replaced, apply state and region state at the snapshot), and
+only then persisted on the raft side (the log emptied at the snapshot)
+before the Ready's messages go out. A crash between the two is mended at
+load (peerStorage.recoverAfterSnapshot).
+
+Not yet built: snapshots streamed in chunks (they travel inline, in
+memory), the two-step Applying state for snapshots larger than one atomic
+batch, membership changes, split, follower and stale reads, and creating
+peers from messages.
 */
 package raftstore

@@ -25,6 +25,9 @@ type genericOpts struct {
 	stores      int
 	iterations  int
 	clientPhase time.Duration
+	// maxRaftLog, when set, is the log GC count limit, and each iteration
+	// checks that every log stays within twice it.
+	maxRaftLog uint64
 }
 
 // maxStackedDrops caps the drop filters an unreliable run stacks (the
@@ -45,10 +48,16 @@ func runGeneric(t *testing.T, o genericOpts) {
 			o.clientPhase = 5 * time.Second
 		}
 	}
-	c := newCluster(t, o.stores, nil, nil)
+	var configure []func(*Config)
+	if o.maxRaftLog > 0 {
+		configure = append(configure, gcCountLimit(o.maxRaftLog))
+	}
+	c := newCluster(t, o.stores, nil, nil, configure...)
 	time.Sleep(2 * electionTimeout)
 	for iter := range o.iterations {
+		began := time.Now()
 		appended := c.runClients(t, o)
+		t.Logf("iteration %d: clients done after %v", iter, time.Since(began))
 		c.heal()
 		time.Sleep(electionTimeout)
 		if o.crash {
@@ -60,6 +69,7 @@ func runGeneric(t *testing.T, o genericOpts) {
 				c.start(id)
 			}
 		}
+		t.Logf("iteration %d: restarted after %v", iter, time.Since(began))
 		for cli, n := range appended {
 			values, err := c.scan(clientKey(cli, 0), clientKey(cli, n))
 			require.NoError(t, err, "iteration %d client %d", iter, cli)
@@ -67,6 +77,10 @@ func runGeneric(t *testing.T, o genericOpts) {
 			c.deleteAll(t, cli, n)
 		}
 		t.Logf("iteration %d: appended %v", iter, appended)
+		if o.maxRaftLog > 0 {
+			time.Sleep(10 * electionTimeout)
+			c.mustLogBounded(o.maxRaftLog)
+		}
 	}
 }
 

@@ -29,17 +29,21 @@ const (
 	msgApplied
 	// msgInspect runs a function on the peer's goroutine.
 	msgInspect
+	// msgSnapshotGenerated carries a snapshot built in the background (nil
+	// when building failed).
+	msgSnapshotGenerated
 )
 
 // peerMsg is a message to a peer FSM; kind says which fields are set.
 type peerMsg struct {
-	kind    peerMsgKind
-	raft    *raft_serverpb.RaftMessage
-	cmd     *raft_cmdpb.RaftCmdRequest
-	done    func(*raft_cmdpb.RaftCmdResponse)
-	read    *readRequest
-	applied applyResult
-	inspect func(*peer)
+	kind     peerMsgKind
+	raft     *raft_serverpb.RaftMessage
+	cmd      *raft_cmdpb.RaftCmdRequest
+	done     func(*raft_cmdpb.RaftCmdResponse)
+	read     *readRequest
+	applied  applyResult
+	inspect  func(*peer)
+	snapshot *eraftpb.Snapshot
 }
 
 // readRequest asks for a snapshot that sees every write acknowledged before
@@ -86,6 +90,11 @@ type peer struct {
 	applied applyResult
 	// ticks counts msgTick, the peer's logical clock.
 	ticks int
+	// snapReady is a Ready holding a received snapshot, set aside while the
+	// applier writes the snapshot's data; snapApplied tells that it did.
+	// Until then the peer takes no other Ready.
+	snapReady   *raft.Ready
+	snapApplied bool
 }
 
 func newPeer(s *Store, region *metapb.Region, meta *metapb.Peer, apply *raft_serverpb.RaftApplyState) (*peer, error) {
@@ -103,6 +112,7 @@ func newPeer(s *Store, region *metapb.Region, meta *metapb.Peer, apply *raft_ser
 		MaxInflightMsgs: s.cfg.MaxInflightMsgs,
 		CheckQuorum:     true,
 		PreVote:         true,
+		LeaseTicks:      s.cfg.LeaseTicks,
 		Rand:            rand.NewPCG(s.cfg.Seed, meta.GetId()),
 		Logger:          s.log.With("region-id", region.GetId(), "peer-id", meta.GetId()),
 	})
@@ -159,6 +169,8 @@ func (p *peer) handle(m peerMsg) {
 		p.onApplied(m.applied)
 	case msgInspect:
 		m.inspect(p)
+	case msgSnapshotGenerated:
+		p.ps.snapshotGenerated(m.snapshot)
 	}
 }
 
@@ -167,8 +179,7 @@ func (p *peer) step(m *raft_serverpb.RaftMessage) {
 	switch {
 	case m.GetToPeer().GetId() != p.meta.GetId():
 		p.log.Debug("drop a message to another peer", "to-peer", m.GetToPeer())
-	case msg.GetMsgType() == eraftpb.MessageType_MsgSnapshot:
-		p.log.Warn("drop a snapshot: snapshots are not supported yet", "from-peer", m.GetFromPeer())
+	case msg.GetMsgType() == eraftpb.MessageType_MsgSnapshot && !p.acceptSnapshot(msg.GetSnapshot()):
 	default:
 		if err := p.rn.Step(*msg); err != nil {
 			p.log.Debug("drop a raft message", "type", msg.GetMsgType(), "from-peer", m.GetFromPeer(), "err", err)
@@ -176,10 +187,64 @@ func (p *peer) step(m *raft_serverpb.RaftMessage) {
 	}
 }
 
+// acceptSnapshot checks a received snapshot before raft sees it.
+func (p *peer) acceptSnapshot(snap *eraftpb.Snapshot) bool {
+	if _, err := decodeSnapshot(snap, p.region); err != nil {
+		p.log.Warn("drop a snapshot", "err", err)
+		return false
+	}
+	return true
+}
+
 func (p *peer) tick() {
 	p.ticks++
 	p.rn.Tick()
 	p.expireReads()
+	if p.ticks%p.store.cfg.RaftLogGCTicks == 0 {
+		p.maybeCompactLog()
+	}
+}
+
+// maybeCompactLog proposes a CompactLog on the leader by TiKV's rules
+// (raft_log_gc tick): compact what every peer has replicated once enough
+// of it accumulated, or half the log past the count limit even if a slow
+// follower then needs a snapshot. The compact index never passes what this
+// leader applied.
+func (p *peer) maybeCompactLog() {
+	if !p.isLeader() {
+		return
+	}
+	replicated := p.ps.lastIndex()
+	for _, pr := range p.rn.Status().Progress {
+		replicated = min(replicated, pr.Match)
+	}
+	first, last, applied := p.ps.firstIndex(), p.ps.lastIndex(), p.applied.appliedIndex
+	var compact uint64
+	switch cfg := p.store.cfg; {
+	case applied > first && applied-first >= cfg.RaftLogGCCountLimit:
+		compact = max(first+(last-first)/2, replicated)
+	case replicated < first || last-first < 3 || replicated-first < cfg.RaftLogGCThreshold:
+		return
+	default:
+		compact = replicated
+	}
+	compact = min(compact, applied)
+	if compact < first {
+		return
+	}
+	term, err := p.ps.Term(compact)
+	if err != nil {
+		p.log.Debug("skip log compaction", "index", compact, "err", err)
+		return
+	}
+	cmd := &raft_cmdpb.RaftCmdRequest{
+		Header: &raft_cmdpb.RaftRequestHeader{RegionId: p.regionID(), Peer: p.meta, RegionEpoch: p.region.GetRegionEpoch()},
+		AdminRequest: &raft_cmdpb.AdminRequest{
+			CmdType:    raft_cmdpb.AdminCmdType_CompactLog,
+			CompactLog: &raft_cmdpb.CompactLogRequest{CompactIndex: compact, CompactTerm: term},
+		},
+	}
+	p.propose(cmd, func(*raft_cmdpb.RaftCmdResponse) {})
 }
 
 // checkRequest runs the checks a request meets before the peer proposes or
@@ -252,12 +317,21 @@ func (p *peer) dropOverwritten(index, term uint64) {
 	}
 }
 
-// readLocal queues a read for the next ReadIndex round.
+// readLocal serves a read at once while the leader lease holds and an
+// entry of the current term is applied (so every write acknowledged by an
+// earlier leader is applied here too), and otherwise queues it for the next
+// ReadIndex round (TiKV's read policy, without replica and stale reads).
 func (p *peer) readLocal(r *readRequest) {
 	if err := p.checkRequest(r.header); err != nil {
 		r.done(nil, err)
 		return
 	}
+	if !r.header.GetReadQuorum() && p.applied.appliedTerm == p.term() && p.rn.LeaseValid() {
+		p.store.stats.leaseReads.Add(1)
+		r.done(newRegionSnapshot(p.region, p.store.cfg.KV.Snapshot()), nil)
+		return
+	}
+	p.store.stats.readIndexReads.Add(1)
 	p.newReads = append(p.newReads, r)
 }
 
@@ -341,17 +415,61 @@ func failReads(reads []*readRequest, err *errorpb.Error) {
 
 func (p *peer) onApplied(res applyResult) {
 	p.applied = res
+	if res.snapshotRegion != nil {
+		p.region = res.snapshotRegion
+		p.snapApplied = true
+	}
+	if res.truncated != nil {
+		from := p.ps.firstIndex()
+		if p.ps.compactTo(res.truncated) {
+			p.store.collectLog(p.regionID(), from, p.ps.firstIndex())
+		}
+	}
 	p.ps.trimCache(res.appliedIndex)
 	p.serveReads()
+}
+
+// nextReady returns the Ready the round should persist: the set-aside
+// snapshot Ready once its data is applied, or a new Ready. A new Ready
+// with a snapshot is handed to the applier and set aside instead.
+func (p *peer) nextReady() (raft.Ready, bool) {
+	if p.snapReady != nil {
+		if !p.snapApplied {
+			return raft.Ready{}, false
+		}
+		rd := *p.snapReady
+		p.snapReady, p.snapApplied = nil, false
+		return rd, true
+	}
+	if !p.rn.HasReady() {
+		return raft.Ready{}, false
+	}
+	rd := p.rn.Ready()
+	if rd.Snapshot == nil {
+		return rd, true
+	}
+	data, err := decodeSnapshot(rd.Snapshot, p.region)
+	if err != nil {
+		// acceptSnapshot checked it before raft took it.
+		p.store.fatal("decode an accepted snapshot", err, p.regionID())
+	}
+	p.snapReady = &rd
+	if !p.store.sendApply(p.regionID(), applyTask{snapshot: rd.Snapshot, snapshotData: data}) {
+		p.log.Info("snapshot not applied: the store is stopping")
+	}
+	return raft.Ready{}, false
 }
 
 // persist stages a Ready's log entries and raft state into wb, the raft
 // engine batch of the round.
 func (p *peer) persist(rd *raft.Ready, wb *engine.WriteBatch) {
+	if rd.Snapshot != nil {
+		p.ps.applySnapshot(rd.Snapshot, wb)
+	}
 	if err := p.ps.append(rd.Entries, wb); err != nil {
 		p.store.fatal("append raft log", err, p.regionID())
 	}
-	if len(rd.Entries) > 0 || !raft.IsEmptyHardState(rd.HardState) {
+	if rd.Snapshot != nil || len(rd.Entries) > 0 || !raft.IsEmptyHardState(rd.HardState) {
 		if err := p.ps.saveRaftState(rd.HardState, wb); err != nil {
 			p.store.fatal("save raft state", err, p.regionID())
 		}
@@ -413,10 +531,22 @@ func (p *peer) send(msgs []eraftpb.Message) {
 		if isInitialMsg(m) {
 			rm.StartKey, rm.EndKey = p.region.GetStartKey(), p.region.GetEndKey()
 		}
-		if err := p.store.cfg.Transport.Send(rm); err != nil {
+		err := p.store.cfg.Transport.Send(rm)
+		if err != nil {
 			p.rn.ReportUnreachable(m.To)
 		}
+		if m.MsgType == eraftpb.MessageType_MsgSnapshot {
+			p.reportSnapshot(m.To, err)
+		}
 	}
+}
+
+func (p *peer) reportSnapshot(to uint64, err error) {
+	status := raft.SnapshotFinish
+	if err != nil {
+		status = raft.SnapshotFailure
+	}
+	p.rn.ReportSnapshot(to, status)
 }
 
 // isInitialMsg reports whether m may be the first message a new peer gets:

@@ -39,8 +39,18 @@ type peerStorage struct {
 	// confState is the membership the region state describes.
 	confState eraftpb.ConfState
 	// cache holds consecutive entries ending at raftState.LastIndex (or is
-	// empty). Invariant: cache[i].Index == cache[0].Index + i.
+	// empty), all after truncated. Invariant: cache[i].Index ==
+	// cache[0].Index + i.
 	cache []*eraftpb.Entry
+
+	// generate starts building a snapshot of the region in the background;
+	// its result comes back through snapshotGenerated.
+	generate func()
+	// generating is true while a snapshot is being built.
+	generating bool
+	// snap is the last snapshot built; it is handed to raft while it is not
+	// older than the truncated index.
+	snap *eraftpb.Snapshot
 }
 
 // loadPeerStorage reads a region's raft state from the raft engine, given
@@ -61,17 +71,59 @@ func loadPeerStorage(raftDB *engine.Engine, region *metapb.Region, apply *raft_s
 	if truncated == nil {
 		return nil, fmt.Errorf("raftstore: region %d has no truncated state", region.GetId())
 	}
-	if state.GetLastIndex() < truncated.GetIndex() {
-		return nil, fmt.Errorf("raftstore: region %d: last index %d below truncated index %d",
-			region.GetId(), state.GetLastIndex(), truncated.GetIndex())
-	}
-	return &peerStorage{
+	ps := &peerStorage{
 		regionID:  region.GetId(),
 		raftDB:    raftDB,
 		raftState: state,
 		truncated: proto.Clone(truncated).(*raft_serverpb.RaftTruncatedState),
 		confState: confStateOf(region),
-	}, nil
+	}
+	if err := ps.recoverAfterSnapshot(); err != nil {
+		return nil, err
+	}
+	return ps, nil
+}
+
+// recoverAfterSnapshot mends the raft state after a crash between the two
+// writes of a received snapshot: the KV engine (data, and the apply state
+// truncated at the snapshot) is written first, the raft engine (log cleared
+// at the snapshot) second. If the log does not continue the snapshot —
+// it ends before it, or holds another term at its index — the log is empty
+// after the snapshot, and the commit index is at least there.
+func (ps *peerStorage) recoverAfterSnapshot() error {
+	t := ps.truncated
+	valid := ps.lastIndex() >= t.GetIndex()
+	if valid && ps.lastIndex() > t.GetIndex() {
+		term, err := ps.storedTerm(t.GetIndex())
+		if err != nil {
+			return err
+		}
+		valid = term == 0 || term == t.GetTerm()
+	}
+	if !valid {
+		ps.raftState.LastIndex = t.GetIndex()
+	}
+	hs := ps.raftState.GetHardState()
+	hs.Commit = max(hs.GetCommit(), t.GetIndex())
+	hs.Term = max(hs.GetTerm(), t.GetTerm())
+	return nil
+}
+
+// storedTerm reads the term of the stored entry at index, 0 when none is
+// stored (it was deleted by log GC).
+func (ps *peerStorage) storedTerm(index uint64) (uint64, error) {
+	raw, err := ps.raftDB.Get(engine.CfDefault, raftLogKey(ps.regionID, index))
+	if errors.Is(err, engine.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("raftstore: region %d: read entry %d: %w", ps.regionID, index, err)
+	}
+	e := &eraftpb.Entry{}
+	if err := e.Unmarshal(raw); err != nil {
+		return 0, fmt.Errorf("raftstore: region %d: decode entry %d: %w", ps.regionID, index, err)
+	}
+	return e.Term, nil
 }
 
 // confStateOf is the raft membership of a region's peers. While joint, the
@@ -147,9 +199,59 @@ func (ps *peerStorage) Entries(lo, hi, maxSize uint64) ([]*eraftpb.Entry, error)
 	return ps.readEntries(lo, hi, maxSize)
 }
 
-// Snapshot is not served yet: peers are created with their region's data.
+// Snapshot returns the last snapshot built if it is still usable (not
+// older than the truncated index, so the log continues it); otherwise it
+// starts building one and answers that none is available yet, and raft
+// asks again later.
 func (ps *peerStorage) Snapshot() (eraftpb.Snapshot, error) {
+	if ps.snap != nil && ps.snap.GetMetadata().GetIndex() >= ps.truncated.GetIndex() {
+		return *ps.snap, nil
+	}
+	ps.snap = nil
+	if !ps.generating {
+		ps.generating = true
+		ps.generate()
+	}
 	return eraftpb.Snapshot{}, raft.ErrSnapshotTemporarilyUnavailable
+}
+
+// snapshotGenerated records a snapshot built in the background.
+func (ps *peerStorage) snapshotGenerated(snap *eraftpb.Snapshot) {
+	ps.generating = false
+	if snap != nil {
+		ps.snap = snap
+	}
+}
+
+// compactTo moves the truncated state forward after a CompactLog applied;
+// the entries up to it are dropped from the cache (the caller deletes them
+// from the raft engine). It reports whether anything moved.
+func (ps *peerStorage) compactTo(truncated *raft_serverpb.RaftTruncatedState) bool {
+	if truncated.GetIndex() <= ps.truncated.GetIndex() {
+		return false
+	}
+	ps.truncated = truncated
+	for len(ps.cache) > 0 && ps.cache[0].Index <= truncated.GetIndex() {
+		ps.cache[0] = nil
+		ps.cache = ps.cache[1:]
+	}
+	return true
+}
+
+// applySnapshot stages into wb the raft side of a received snapshot, once
+// the KV side is written: the log is emptied and continues at the
+// snapshot.
+func (ps *peerStorage) applySnapshot(snap *eraftpb.Snapshot, wb *engine.WriteBatch) {
+	meta := snap.GetMetadata()
+	for i := ps.firstIndex(); i <= ps.lastIndex(); i++ {
+		wb.Delete(engine.CfDefault, raftLogKey(ps.regionID, i))
+	}
+	ps.truncated = &raft_serverpb.RaftTruncatedState{Index: meta.GetIndex(), Term: meta.GetTerm()}
+	ps.raftState.LastIndex = meta.GetIndex()
+	ps.confState = *meta.GetConfState()
+	clear(ps.cache)
+	ps.cache = nil
+	ps.snap = nil
 }
 
 func (ps *peerStorage) cached(i uint64) *eraftpb.Entry {

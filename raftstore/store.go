@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gogo/protobuf/proto"
@@ -42,7 +43,38 @@ type Store struct {
 
 	stopTicker chan struct{}
 	tickerDone chan struct{}
+
+	// snapshotSlots bounds the snapshots being built.
+	snapshotSlots chan struct{}
+	// logGC queues raft log deletions for the log GC worker.
+	logGC     chan logGCTask
+	stopLogGC chan struct{}
+	// background counts the snapshot builders and the log GC worker.
+	background sync.WaitGroup
+	stats      storeStats
 }
+
+// storeStats counts what the store did since Start.
+type storeStats struct {
+	leaseReads, readIndexReads atomic.Uint64
+}
+
+// ReadStats counts the reads served since Start by how leadership was
+// confirmed: by the leader lease, or by a ReadIndex round.
+type ReadStats struct{ Lease, ReadIndex uint64 }
+
+// ReadStats returns the store's read counts.
+func (s *Store) ReadStats() ReadStats {
+	return ReadStats{Lease: s.stats.leaseReads.Load(), ReadIndex: s.stats.readIndexReads.Load()}
+}
+
+// logGCTask deletes the entries [from, to) of a region's log.
+type logGCTask struct{ regionID, from, to uint64 }
+
+// logGCQueue is how many log deletions may wait; when it is full a deletion
+// is skipped, and its entries stay until the next one of the region (which
+// starts where the peer's log then starts) or a restart.
+const logGCQueue = 4096
 
 // BootstrapRegion writes the initial state of a region that this store
 // holds a peer of: an empty log at (5, 5), everything up to it applied. The
@@ -94,6 +126,10 @@ func Start(c Config) (*Store, error) {
 		appliers:   make(map[uint64]*applyBox),
 		stopTicker: make(chan struct{}),
 		tickerDone: make(chan struct{}),
+
+		snapshotSlots: make(chan struct{}, cfg.SnapshotWorkers),
+		logGC:         make(chan logGCTask, logGCQueue),
+		stopLogGC:     make(chan struct{}),
 	}
 	s.peerSys = newBatchSystem(cfg.Pollers, cfg.MaxBatch, s.peerRound)
 	s.applySys = newBatchSystem(cfg.ApplyPollers, cfg.MaxBatch, s.applyRound)
@@ -103,6 +139,7 @@ func Start(c Config) (*Store, error) {
 		return nil, err
 	}
 	go s.runTicker()
+	s.background.Go(s.runLogGC)
 	return s, nil
 }
 
@@ -161,6 +198,9 @@ func (s *Store) loadRegion(region *metapb.Region) error {
 	if err != nil {
 		return fmt.Errorf("raftstore: region %d: %w", region.GetId(), err)
 	}
+	p.ps.generate = func() { s.buildSnapshot(region.GetId()) }
+	// Deletions of compacted entries may not have finished before a stop.
+	s.collectLog(region.GetId(), 0, p.ps.firstIndex())
 	a := &applier{regionID: region.GetId(), region: region, state: apply, appliedTerm: p.applied.appliedTerm}
 	s.mu.Lock()
 	s.peers[region.GetId()] = s.peerSys.newMailbox(p)
@@ -187,6 +227,59 @@ func (s *Store) sendApply(regionID uint64, task applyTask) bool {
 	mb := s.appliers[regionID]
 	s.mu.RUnlock()
 	return mb != nil && mb.send(task)
+}
+
+// buildSnapshot builds a snapshot of a region in the background and sends
+// it to the region's peer.
+func (s *Store) buildSnapshot(regionID uint64) {
+	s.background.Go(func() {
+		s.snapshotSlots <- struct{}{}
+		defer func() { <-s.snapshotSlots }()
+		snap, err := generateSnapshot(s.cfg.KV, s.cfg.Raft, regionID)
+		if err != nil {
+			s.log.Warn("build a snapshot", "region-id", regionID, "err", err)
+			snap = nil
+		}
+		s.sendPeer(regionID, peerMsg{kind: msgSnapshotGenerated, snapshot: snap})
+	})
+}
+
+// collectLog queues the deletion of a region's compacted entries [from,
+// to).
+func (s *Store) collectLog(regionID, from, to uint64) {
+	select {
+	case s.logGC <- logGCTask{regionID: regionID, from: from, to: to}:
+	default:
+		s.log.Debug("log GC queue full, skip a deletion", "region-id", regionID, "from", from, "to", to)
+	}
+}
+
+// runLogGC deletes compacted raft log entries. The KV engine is synced
+// first: the entries are gone for good afterwards, so the data and apply
+// state they produced must be durable.
+func (s *Store) runLogGC() {
+	for {
+		var tasks []logGCTask
+		select {
+		case <-s.stopLogGC:
+			return
+		case t := <-s.logGC:
+			tasks = append(tasks, t)
+		}
+		for len(s.logGC) > 0 {
+			tasks = append(tasks, <-s.logGC)
+		}
+		if err := s.cfg.KV.Sync(); err != nil {
+			s.log.Warn("log GC: sync the kv engine", "err", err)
+			continue
+		}
+		for _, t := range tasks {
+			err := s.cfg.Raft.DeleteRange(engine.CfDefault, raftLogKey(t.regionID, t.from), raftLogKey(t.regionID, t.to))
+			if err != nil {
+				s.log.Warn("log GC: delete entries", "region-id", t.regionID, "from", t.from, "to", t.to, "err", err)
+			}
+		}
+	}
 }
 
 // fatal stops the process on a failure after which the store's state on
@@ -329,8 +422,7 @@ func (s *Store) peerRound(batch []delivery[*peer, peerMsg]) {
 			p.handle(m)
 		}
 		p.startReadRound()
-		if p.rn.HasReady() {
-			rd := p.rn.Ready()
+		if rd, ok := p.nextReady(); ok {
 			p.persist(&rd, wb)
 			readies = append(readies, readyPeer{p: p, rd: rd})
 		}
@@ -357,6 +449,8 @@ func (s *Store) Close() {
 	<-s.tickerDone
 	s.peerSys.stop()
 	s.applySys.stop()
+	close(s.stopLogGC)
+	s.background.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, mb := range s.appliers {

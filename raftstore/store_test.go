@@ -274,3 +274,42 @@ func TestCloseAnswersPending(t *testing.T) {
 		t.Fatal("a proposal held by a closed store was never answered")
 	}
 }
+
+// TestLeaseReads: a leader in lease serves reads without a ReadIndex round;
+// with lease reads off, or a read that asks for quorum, every read takes
+// one.
+func TestLeaseReads(t *testing.T) {
+	c := newCluster(t, 3, nil, nil)
+	c.mustPut("k", "v")
+	leader := c.leader()
+	c.setHint(leader)
+	before := c.stores[leader].ReadStats()
+	for range 50 {
+		c.mustGet("k", "v")
+	}
+	after := c.stores[leader].ReadStats()
+	require.Greater(t, after.Lease-before.Lease, uint64(40), "reads served by the lease: %+v -> %+v", before, after)
+
+	h := c.header(leader)
+	h.ReadQuorum = true
+	snap, err := c.stores[leader].Snapshot(context.Background(), h)
+	require.NoError(t, err)
+	snap.Close()
+	require.Equal(t, after.ReadIndex+1, c.stores[leader].ReadStats().ReadIndex)
+}
+
+func TestReadIndexWithoutLease(t *testing.T) {
+	c := newCluster(t, 3, nil, nil, func(cfg *Config) { cfg.LeaseTicks = -1 })
+	c.mustPut("k", "v")
+	for range 20 {
+		c.mustGet("k", "v")
+	}
+	var stats ReadStats
+	for _, id := range c.ids {
+		st := c.stores[id].ReadStats()
+		stats.Lease += st.Lease
+		stats.ReadIndex += st.ReadIndex
+	}
+	require.Zero(t, stats.Lease)
+	require.GreaterOrEqual(t, stats.ReadIndex, uint64(20))
+}
