@@ -33,6 +33,10 @@ type applyTask struct {
 	// region's data and state with a received snapshot's.
 	snapshot     *eraftpb.Snapshot
 	snapshotData *raft_serverpb.RaftSnapshotData
+	// destroy, when set (and then alone in the task), stops the applier:
+	// its peer is stale and will be destroyed once the applier, having
+	// applied everything sent before, reports destroyed.
+	destroy bool
 }
 
 // applyResult tells the peer how far its applier got.
@@ -44,6 +48,10 @@ type applyResult struct {
 	// snapshotRegion is the region of a snapshot applied in the round, nil
 	// when none was.
 	snapshotRegion *metapb.Region
+	// confChanges are the membership changes applied in the round.
+	confChanges []confChangeResult
+	// destroyed is set in the round that took a destroy task.
+	destroyed bool
 }
 
 // applier is a region's apply FSM: it owns the region's apply state and its
@@ -51,12 +59,16 @@ type applyResult struct {
 // to the KV engine together with the apply state that records them.
 type applier struct {
 	regionID uint64
+	peerID   uint64
 	region   *metapb.Region
 	state    *raft_serverpb.RaftApplyState
 	// appliedTerm is the term of the entry at state.AppliedIndex.
 	appliedTerm uint64
 	// result collects what the current round reports to the peer.
 	result applyResult
+	// removed is set once the applier applied its own peer's removal or
+	// took a destroy task; it applies and writes nothing after it.
+	removed bool
 }
 
 // applySnapshot replaces the region's data by a snapshot's. What the round
@@ -90,22 +102,33 @@ type pendingResponse struct {
 func (s *Store) applyRound(batch []delivery[*applier, applyTask]) {
 	wb := engine.NewWriteBatch()
 	var responses []pendingResponse
-	results := make([]applyResult, 0, len(batch))
+	var results []*applier
 	for _, d := range batch {
 		a := d.fsm
+		if a.removed {
+			for _, task := range d.msgs {
+				responses = answerRemoved(task.proposals, a, responses)
+			}
+			continue
+		}
 		a.result = applyResult{}
 		for _, task := range d.msgs {
-			if task.snapshot != nil {
+			switch {
+			case a.removed:
+				responses = answerRemoved(task.proposals, a, responses)
+			case task.destroy:
+				a.removed, a.result.destroyed = true, true
+			case task.snapshot != nil:
 				s.applySnapshot(a, task, wb)
-				continue
+			default:
+				responses = a.applyTask(task, wb, responses)
 			}
-			responses = a.applyTask(task, wb, responses)
 		}
 		if err := putProto(wb, engine.CfRaft, applyStateKey(a.regionID), a.state); err != nil {
 			s.fatal("encode apply state", err, a.regionID)
 		}
 		a.result.appliedIndex, a.result.appliedTerm = a.state.GetAppliedIndex(), a.appliedTerm
-		results = append(results, a.result)
+		results = append(results, a)
 	}
 	if err := writeBatch(s.cfg.KV, wb); err != nil {
 		s.fatal("write applied entries to the kv engine", err, 0)
@@ -113,9 +136,18 @@ func (s *Store) applyRound(batch []delivery[*applier, applyTask]) {
 	for _, r := range responses {
 		r.done(r.resp)
 	}
-	for i, d := range batch {
-		s.sendPeer(d.fsm.regionID, peerMsg{kind: msgApplied, applied: results[i]})
+	for _, a := range results {
+		s.sendPeer(a.regionID, peerMsg{kind: msgApplied, applied: a.result})
 	}
+}
+
+// answerRemoved answers proposals that reach an applier after its peer was
+// removed: the region is not on this store any more.
+func answerRemoved(props []proposal, a *applier, responses []pendingResponse) []pendingResponse {
+	for _, p := range props {
+		responses = append(responses, pendingResponse{done: p.done, resp: errorResponse(errRegionNotFound(a.regionID), a.appliedTerm)})
+	}
+	return responses
 }
 
 // applyTask stages the task's entries in order and collects the responses
@@ -125,6 +157,9 @@ func (a *applier) applyTask(task applyTask, wb *engine.WriteBatch, responses []p
 	for _, e := range task.entries {
 		if e.Index <= a.state.GetAppliedIndex() {
 			continue
+		}
+		if a.removed {
+			break
 		}
 		resp := a.applyEntry(e, wb)
 		for len(props) > 0 && props[0].index <= e.Index {
@@ -139,6 +174,9 @@ func (a *applier) applyTask(task applyTask, wb *engine.WriteBatch, responses []p
 		a.state.AppliedIndex = e.Index
 		a.appliedTerm = e.Term
 	}
+	if a.removed {
+		return answerRemoved(props, a, responses)
+	}
 	for _, p := range props {
 		responses = append(responses, pendingResponse{done: p.done, resp: errorResponse(errStaleCommand(), a.appliedTerm)})
 	}
@@ -148,8 +186,14 @@ func (a *applier) applyTask(task applyTask, wb *engine.WriteBatch, responses []p
 // applyEntry stages one committed entry and returns the response for its
 // proposer.
 func (a *applier) applyEntry(e *eraftpb.Entry, wb *engine.WriteBatch) *raft_cmdpb.RaftCmdResponse {
-	if e.EntryType != eraftpb.EntryType_EntryNormal {
-		return errorResponse(&errorpb.Error{Message: "raftstore: membership changes are not supported yet"}, e.Term)
+	switch e.EntryType {
+	case eraftpb.EntryType_EntryConfChange:
+		resp := a.applyConfChange(e, wb)
+		a.removed = peerByID(a.region, a.peerID) == nil
+		return resp
+	case eraftpb.EntryType_EntryNormal:
+	default:
+		return errorResponse(&errorpb.Error{Message: fmt.Sprintf("raftstore: %s entries are not supported", e.EntryType)}, e.Term)
 	}
 	if len(e.Data) == 0 {
 		// A new leader's empty entry.

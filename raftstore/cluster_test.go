@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -114,6 +116,12 @@ type cluster struct {
 // a peer on every store (peer id = store id), and starts them. configure,
 // if not nil, adjusts each store's configuration.
 func newCluster(t *testing.T, n int, start, end []byte, configure ...func(*Config)) *cluster {
+	return newPartialCluster(t, n, n, start, end, configure...)
+}
+
+// newPartialCluster is newCluster with the region's peers on the first
+// voters stores only; the others start empty.
+func newPartialCluster(t *testing.T, n, voters int, start, end []byte, configure ...func(*Config)) *cluster {
 	rng := testutil.Rand(t)
 	c := &cluster{
 		t: t, rng: rng,
@@ -126,7 +134,9 @@ func newCluster(t *testing.T, n int, start, end []byte, configure ...func(*Confi
 	region := &metapb.Region{Id: 1, StartKey: start, EndKey: end, RegionEpoch: &metapb.RegionEpoch{Version: 1, ConfVer: 1}}
 	for id := uint64(1); id <= uint64(n); id++ {
 		c.ids = append(c.ids, id)
-		region.Peers = append(region.Peers, &metapb.Peer{Id: id, StoreId: id})
+		if id <= uint64(voters) {
+			region.Peers = append(region.Peers, &metapb.Peer{Id: id, StoreId: id})
+		}
 	}
 	c.region = region
 	c.configure = func(cfg *Config) {
@@ -138,7 +148,9 @@ func newCluster(t *testing.T, n int, start, end []byte, configure ...func(*Confi
 	for _, id := range c.ids {
 		c.dirs[id] = filepath.Join(root, fmt.Sprintf("store%d", id))
 		c.openEngines(id)
-		require.NoError(t, BootstrapRegion(c.kv[id], c.raftDB[id], region))
+		if id <= uint64(voters) {
+			require.NoError(t, BootstrapRegion(c.kv[id], c.raftDB[id], region))
+		}
 		c.start(id)
 	}
 	t.Cleanup(func() {
@@ -167,6 +179,9 @@ func (c *cluster) start(id uint64) {
 		StoreID: id, KV: c.kv[id], Raft: c.raftDB[id], Transport: c.net.transport(id),
 		TickInterval: testTick, ElectionTicks: testElectionTicks, HeartbeatTicks: 2,
 		Seed: c.rng.Uint64(),
+	}
+	if os.Getenv("RAFTSTORE_DEBUG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	c.configure(&cfg)
 	s, err := Start(cfg)
@@ -226,10 +241,12 @@ func (c *cluster) heal() {
 	c.net.drops = 0
 }
 
+// header addresses the region on storeID. The peer id is left 0
+// (unchecked), since conf changes give a store's peer new ids.
 func (c *cluster) header(storeID uint64) *raft_cmdpb.RaftRequestHeader {
 	return &raft_cmdpb.RaftRequestHeader{
 		RegionId:    c.region.GetId(),
-		Peer:        &metapb.Peer{Id: storeID, StoreId: storeID},
+		Peer:        &metapb.Peer{StoreId: storeID},
 		RegionEpoch: c.region.GetRegionEpoch(),
 	}
 }
@@ -383,22 +400,30 @@ func (c *cluster) mustEngineEqual(storeID uint64, key, want string) {
 // leader waits for a leader and returns its store.
 func (c *cluster) leader() uint64 {
 	c.t.Helper()
-	var leader uint64
-	require.Eventually(c.t, func() bool {
+	leader, _, ok := c.findLeader(10 * time.Second)
+	require.True(c.t, ok, "no leader within 10 s")
+	return leader
+}
+
+// findLeader waits up to timeout for a leader and returns its store and
+// the region as it has it. Unlike leader it may run off the test's
+// goroutine.
+func (c *cluster) findLeader(timeout time.Duration) (uint64, *metapb.Region, bool) {
+	for end := time.Now().Add(timeout); time.Now().Before(end); time.Sleep(testTick) {
 		for _, id := range c.ids {
-			if s := c.stores[id]; s != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				st, ok := s.Status(ctx, c.region.GetId())
-				cancel()
-				if ok && st.Leader {
-					leader = id
-					return true
-				}
+			s := c.stores[id]
+			if s == nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			st, ok := s.Status(ctx, c.region.GetId())
+			cancel()
+			if ok && st.Leader {
+				return id, st.Region, true
 			}
 		}
-		return false
-	}, 10*time.Second, testTick)
-	return leader
+	}
+	return 0, nil, false
 }
 
 func (c *cluster) applyState(storeID uint64) *raft_serverpb.RaftApplyState {
@@ -415,12 +440,19 @@ func (c *cluster) snapshotsTo(storeID uint64) int {
 	return c.net.snapshots[storeID]
 }
 
-// mustLogBounded checks on every running store that log GC keeps the
-// region's log within twice the count limit (the course's check).
+// mustLogBounded checks on every running store holding a peer of the
+// region that log GC keeps its log within twice the count limit (the
+// course's check).
 func (c *cluster) mustLogBounded(limit uint64) {
 	c.t.Helper()
 	for _, id := range c.ids {
 		if c.kv[id] == nil {
+			continue
+		}
+		region := &raft_serverpb.RegionLocalState{}
+		found, err := loadProto(c.kv[id], engine.CfRaft, regionStateKey(c.region.GetId()), region)
+		require.NoError(c.t, err)
+		if !found || region.GetState() != raft_serverpb.PeerState_Normal {
 			continue
 		}
 		state := c.applyState(id)

@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -8,8 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pingcap/kvproto/pkg/eraftpb"
+	"github.com/pingcap/kvproto/pkg/metapb"
 	"github.com/pingcap/kvproto/pkg/raft_cmdpb"
+	"github.com/pingcap/kvproto/pkg/raft_serverpb"
 	"github.com/stretchr/testify/require"
+	"github.com/tinykv/tinykv/engine"
 	"github.com/tinykv/tinykv/internal/testutil"
 )
 
@@ -28,11 +33,14 @@ type genericOpts struct {
 	// maxRaftLog, when set, is the log GC count limit, and each iteration
 	// checks that every log stays within twice it.
 	maxRaftLog uint64
+	// confChange adds and removes peers at random during the client phase.
+	confChange bool
 }
 
 // maxStackedDrops caps the drop filters an unreliable run stacks (the
-// course stacks one a round and never clears them without partitions; at
-// our faster rounds that would starve the cluster entirely).
+// course stacks one a round and never clears them without partitions,
+// reaching 8-10 by the end of its longer phase; with our faster rounds it
+// would starve the cluster entirely).
 const maxStackedDrops = 8
 
 func runGeneric(t *testing.T, o genericOpts) {
@@ -58,7 +66,6 @@ func runGeneric(t *testing.T, o genericOpts) {
 		began := time.Now()
 		appended := c.runClients(t, o)
 		t.Logf("iteration %d: clients done after %v", iter, time.Since(began))
-		c.heal()
 		time.Sleep(electionTimeout)
 		if o.crash {
 			for _, id := range c.ids {
@@ -157,15 +164,91 @@ func (c *cluster) runClients(t *testing.T, o genericOpts) []int {
 			time.Sleep(electionTimeout + time.Duration(c.lockedRandN(int(electionTimeout/5))))
 		}
 	}()
+	changerDone := make(chan struct{})
+	go func() {
+		defer close(changerDone)
+		if o.confChange {
+			c.changeMembership(&stop)
+		}
+	}()
 	time.Sleep(o.clientPhase)
 	stop.Store(true)
-	wg.Wait()
 	<-chaosDone
+	<-changerDone
+	// As in the course, the network heals before the clients are awaited:
+	// a client's last request may sit in a minority until then.
+	c.heal()
+	wg.Wait()
 	close(failures)
 	for err := range failures {
+		c.dumpStatus()
 		t.Fatal(err)
 	}
 	return appended
+}
+
+// changeMembership is the course's conf changer: every 0–200 ms it picks a
+// store; if the region has a peer there (and more than one, and it is not
+// the leader, which TiKV will not remove) it removes it, otherwise it adds
+// a peer there with a fresh id; like the course's MustAddPeer and
+// MustRemovePeer it then waits (up to 5 s) until the store shows the
+// change: the new peer holding the region's data, or the removed peer
+// gone. Refused or timed-out changes are skipped.
+func (c *cluster) changeMembership(stop *atomic.Bool) {
+	time.Sleep(electionTimeout)
+	nextID := uint64(1000)
+	for !stop.Load() {
+		store := c.ids[c.lockedRandN(len(c.ids))]
+		leader, region, ok := c.findLeader(time.Second)
+		if !ok {
+			continue
+		}
+		var existing *metapb.Peer
+		for _, p := range region.GetPeers() {
+			if p.GetStoreId() == store {
+				existing = p
+			}
+		}
+		switch {
+		case existing != nil && len(region.GetPeers()) > 1 && store != leader:
+			if c.changePeer(eraftpb.ConfChangeType_RemoveNode, existing) == nil {
+				c.waitRegionState(store, func(s *raft_serverpb.RegionLocalState) bool {
+					return s == nil || s.GetState() == raft_serverpb.PeerState_Tombstone
+				})
+			}
+		case existing == nil:
+			nextID++
+			id := nextID
+			if c.changePeer(eraftpb.ConfChangeType_AddNode, &metapb.Peer{Id: id, StoreId: store}) == nil {
+				c.waitRegionState(store, func(s *raft_serverpb.RegionLocalState) bool {
+					return s.GetState() == raft_serverpb.PeerState_Normal && peerByID(s.GetRegion(), id) != nil
+				})
+			}
+		}
+		time.Sleep(time.Duration(c.lockedRandN(int(2 * electionTimeout))))
+	}
+}
+
+// waitRegionState waits up to 5 s until the region state on a store (nil
+// when there is none) satisfies done.
+func (c *cluster) waitRegionState(storeID uint64, done func(*raft_serverpb.RegionLocalState) bool) {
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(testTick) {
+		kv := c.kv[storeID]
+		if kv == nil {
+			continue
+		}
+		state := &raft_serverpb.RegionLocalState{}
+		found, err := loadProto(kv, engine.CfRaft, regionStateKey(c.region.GetId()), state)
+		if err != nil {
+			continue
+		}
+		if !found {
+			state = nil
+		}
+		if done(state) {
+			return
+		}
+	}
 }
 
 func (c *cluster) drops() int {
@@ -202,4 +285,21 @@ func TestManyPartitionsManyClients2B(t *testing.T) {
 func TestPersistConcurrent2B(t *testing.T) { runGeneric(t, genericOpts{clients: 5, crash: true}) }
 func TestPersistPartitionUnreliable2B(t *testing.T) {
 	runGeneric(t, genericOpts{clients: 5, unreliable: true, crash: true, partitions: true})
+}
+
+// dumpStatus logs every store's view of the region, for a failing run.
+func (c *cluster) dumpStatus() {
+	for _, id := range c.ids {
+		s := c.stores[id]
+		if s == nil {
+			c.t.Logf("store %d: stopped", id)
+			continue
+		}
+		st, ok := s.Status(context.Background(), c.region.GetId())
+		if !ok {
+			c.t.Logf("store %d: no peer", id)
+			continue
+		}
+		c.t.Logf("store %d: peer %d epoch %v peers %v: %v progress %v", id, st.Peer.GetId(), st.Region.GetRegionEpoch(), st.Region.GetPeers(), st.Raft, st.Raft.Progress)
+	}
 }

@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"encoding/binary"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 
@@ -95,6 +96,16 @@ type peer struct {
 	// Until then the peer takes no other Ready.
 	snapReady   *raft.Ready
 	snapApplied bool
+	// peers caches the peers messages came from, so that an uninitialized
+	// peer (whose region lists none) can answer them.
+	peers map[uint64]*metapb.Peer
+	// destroying is set once the peer learned it is stale and asked its
+	// applier to stop; it answers requests with RegionNotFound and takes
+	// no Ready until the applier reports and destroyed is set.
+	destroying bool
+	// destroyed is set once the peer's data and state are deleted; it does
+	// nothing more.
+	destroyed bool
 }
 
 func newPeer(s *Store, region *metapb.Region, meta *metapb.Peer, apply *raft_serverpb.RaftApplyState) (*peer, error) {
@@ -102,12 +113,22 @@ func newPeer(s *Store, region *metapb.Region, meta *metapb.Peer, apply *raft_ser
 	if err != nil {
 		return nil, err
 	}
+	return startPeer(s, region, meta, ps, apply.GetAppliedIndex())
+}
+
+// newUninitializedPeer creates a peer for a region this store learns of by
+// a message; it waits for the leader's snapshot.
+func newUninitializedPeer(s *Store, region *metapb.Region, meta *metapb.Peer) (*peer, error) {
+	return startPeer(s, region, meta, newEmptyPeerStorage(s.cfg.Raft, region.GetId()), 0)
+}
+
+func startPeer(s *Store, region *metapb.Region, meta *metapb.Peer, ps *peerStorage, applied uint64) (*peer, error) {
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID:              meta.GetId(),
 		ElectionTick:    s.cfg.ElectionTicks,
 		HeartbeatTick:   s.cfg.HeartbeatTicks,
 		Storage:         ps,
-		Applied:         apply.GetAppliedIndex(),
+		Applied:         applied,
 		MaxSizePerMsg:   s.cfg.MaxSizePerMsg,
 		MaxInflightMsgs: s.cfg.MaxInflightMsgs,
 		CheckQuorum:     true,
@@ -119,19 +140,22 @@ func newPeer(s *Store, region *metapb.Region, meta *metapb.Peer, apply *raft_ser
 	if err != nil {
 		return nil, err
 	}
-	appliedTerm, err := ps.Term(apply.GetAppliedIndex())
+	appliedTerm, err := ps.Term(applied)
 	if err != nil {
 		return nil, err
 	}
-	return &peer{
+	p := &peer{
 		store:   s,
 		log:     s.log.With("region-id", region.GetId(), "peer-id", meta.GetId()),
 		meta:    meta,
 		region:  region,
 		rn:      rn,
 		ps:      ps,
-		applied: applyResult{appliedIndex: apply.GetAppliedIndex(), appliedTerm: appliedTerm},
-	}, nil
+		applied: applyResult{appliedIndex: applied, appliedTerm: appliedTerm},
+		peers:   map[uint64]*metapb.Peer{},
+	}
+	ps.generate = func() { s.buildSnapshot(region.GetId()) }
+	return p, nil
 }
 
 func (p *peer) regionID() uint64 { return p.region.GetId() }
@@ -156,6 +180,10 @@ func peerByID(region *metapb.Region, id uint64) *metapb.Peer {
 
 // handle runs one message.
 func (p *peer) handle(m peerMsg) {
+	if p.destroying && m.kind != msgApplied && m.kind != msgInspect {
+		answerMsg(m, errRegionNotFound(p.regionID()))
+		return
+	}
 	switch m.kind {
 	case msgRaft:
 		p.step(m.raft)
@@ -175,10 +203,14 @@ func (p *peer) handle(m peerMsg) {
 }
 
 func (p *peer) step(m *raft_serverpb.RaftMessage) {
+	if p.checkStale(m) {
+		return
+	}
 	msg := m.GetMessage()
+	if from := m.GetFromPeer(); from.GetId() != 0 && from.GetId() == msg.GetFrom() {
+		p.peers[from.GetId()] = from
+	}
 	switch {
-	case m.GetToPeer().GetId() != p.meta.GetId():
-		p.log.Debug("drop a message to another peer", "to-peer", m.GetToPeer())
 	case msg.GetMsgType() == eraftpb.MessageType_MsgSnapshot && !p.acceptSnapshot(msg.GetSnapshot()):
 	default:
 		if err := p.rn.Step(*msg); err != nil {
@@ -189,7 +221,11 @@ func (p *peer) step(m *raft_serverpb.RaftMessage) {
 
 // acceptSnapshot checks a received snapshot before raft sees it.
 func (p *peer) acceptSnapshot(snap *eraftpb.Snapshot) bool {
-	if _, err := decodeSnapshot(snap, p.region); err != nil {
+	data, err := decodeSnapshot(snap, p.region)
+	if err == nil && peerByID(data.GetRegion(), p.meta.GetId()) == nil {
+		err = fmt.Errorf("%w: peer %d is not in its region %v", ErrBadSnapshot, p.meta.GetId(), data.GetRegion())
+	}
+	if err != nil {
 		p.log.Warn("drop a snapshot", "err", err)
 		return false
 	}
@@ -257,6 +293,9 @@ func (p *peer) checkRequest(header *raft_cmdpb.RaftRequestHeader) *errorpb.Error
 	if !p.isLeader() {
 		return errNotLeader(p.regionID(), p.leader())
 	}
+	if !p.initialized() {
+		return errRegionNotInitialized(p.regionID())
+	}
 	if err := checkRegion(header, p.region, false); err != nil {
 		return err
 	}
@@ -298,13 +337,29 @@ func (p *peer) propose(cmd *raft_cmdpb.RaftCmdRequest, done func(*raft_cmdpb.Raf
 		done(errorResponse(errRaftEntryTooLarge(p.regionID(), uint64(len(data))), p.term()))
 		return
 	}
-	if err := p.rn.Propose(data); err != nil {
-		done(errorResponse(errNotLeader(p.regionID(), p.leader()), p.term()))
+	if rerr := p.proposeData(cmd, data); rerr != nil {
+		done(errorResponse(rerr, p.term()))
 		return
 	}
 	index, term := p.rn.LastIndex(), p.term()
 	p.dropOverwritten(index, term)
 	p.proposals = append(p.proposals, proposal{index: index, term: term, done: done})
+}
+
+// proposeData hands a checked command to raft: writes and CompactLog as
+// entries, ChangePeer as a conf change.
+func (p *peer) proposeData(cmd *raft_cmdpb.RaftCmdRequest, data []byte) *errorpb.Error {
+	switch admin := cmd.GetAdminRequest(); {
+	case admin == nil || admin.GetCmdType() == raft_cmdpb.AdminCmdType_CompactLog:
+	case admin.GetCmdType() == raft_cmdpb.AdminCmdType_ChangePeer:
+		return p.proposeChangePeer(cmd, data)
+	default:
+		return &errorpb.Error{Message: fmt.Sprintf("raftstore: admin command %s is not supported yet", admin.GetCmdType())}
+	}
+	if err := p.rn.Propose(data); err != nil {
+		return errNotLeader(p.regionID(), p.leader())
+	}
+	return nil
 }
 
 // dropOverwritten answers stale_command for the proposals at or after
@@ -419,6 +474,13 @@ func (p *peer) onApplied(res applyResult) {
 		p.region = res.snapshotRegion
 		p.snapApplied = true
 	}
+	if res.destroyed {
+		p.store.destroyPeer(p)
+		return
+	}
+	if p.onConfChanges(res.confChanges); p.destroyed {
+		return
+	}
 	if res.truncated != nil {
 		from := p.ps.firstIndex()
 		if p.ps.compactTo(res.truncated) {
@@ -518,6 +580,9 @@ func (p *peer) send(msgs []eraftpb.Message) {
 		m := &msgs[i]
 		to := peerByID(p.region, m.To)
 		if to == nil {
+			to = p.peers[m.To]
+		}
+		if to == nil {
 			p.log.Debug("drop a message to a peer not in the region", "to", m.To, "type", m.MsgType)
 			continue
 		}
@@ -553,23 +618,30 @@ func (p *peer) reportSnapshot(to uint64, err error) {
 // a vote, or a heartbeat from a leader that knows nothing of it (TiKV's
 // is_initial_msg).
 func isInitialMsg(m *eraftpb.Message) bool {
-	switch m.MsgType {
-	case eraftpb.MessageType_MsgRequestVote, eraftpb.MessageType_MsgRequestPreVote:
+	switch {
+	case m == nil:
+		return false
+	case isVoteMsg(m):
 		return true
-	case eraftpb.MessageType_MsgHeartbeat:
+	case m.MsgType == eraftpb.MessageType_MsgHeartbeat:
 		return m.Commit == 0
 	}
 	return false
 }
 
 // stop answers everything the peer still holds: the store is closing.
-func (p *peer) stop() {
-	answerStopping(p.proposals, p.regionID())
+func (p *peer) stop() { p.failHeld(errStoreStopping(p.regionID())) }
+
+// failHeld answers the proposals and reads the peer holds with err.
+func (p *peer) failHeld(err *errorpb.Error) {
+	for _, pr := range p.proposals {
+		pr.done(errorResponse(err, 0))
+	}
 	p.proposals = nil
 	for _, pr := range p.pendingReads {
-		failReads(pr.reads, errStoreStopping(p.regionID()))
+		failReads(pr.reads, err)
 	}
 	p.pendingReads = nil
-	failReads(p.newReads, errStoreStopping(p.regionID()))
+	failReads(p.newReads, err)
 	p.newReads = nil
 }

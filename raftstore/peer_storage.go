@@ -126,6 +126,18 @@ func (ps *peerStorage) storedTerm(index uint64) (uint64, error) {
 	return e.Term, nil
 }
 
+// newEmptyPeerStorage is the storage of a peer created by a message: no log,
+// no membership, nothing applied, until the leader's snapshot arrives.
+// Nothing of it is written before then.
+func newEmptyPeerStorage(raftDB *engine.Engine, regionID uint64) *peerStorage {
+	return &peerStorage{
+		regionID:  regionID,
+		raftDB:    raftDB,
+		raftState: &raft_serverpb.RaftLocalState{HardState: &eraftpb.HardState{}},
+		truncated: &raft_serverpb.RaftTruncatedState{},
+	}
+}
+
 // confStateOf is the raft membership of a region's peers. While joint, the
 // incoming voters are the voters and incoming voters, the outgoing ones the
 // voters and demoting voters; demoting voters become learners on leaving.

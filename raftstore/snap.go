@@ -108,7 +108,8 @@ func decodeSnapshot(snap *eraftpb.Snapshot, region *metapb.Region) (*raft_server
 		return nil, fmt.Errorf("%w: for region %d, not %d", ErrBadSnapshot, got.GetId(), region.GetId())
 	case isEpochStale(got.GetRegionEpoch(), region.GetRegionEpoch()):
 		return nil, fmt.Errorf("%w: epoch %v is older than %v", ErrBadSnapshot, got.GetRegionEpoch(), region.GetRegionEpoch())
-	case string(got.GetStartKey()) != string(region.GetStartKey()) || string(got.GetEndKey()) != string(region.GetEndKey()):
+	case len(region.GetPeers()) > 0 &&
+		(string(got.GetStartKey()) != string(region.GetStartKey()) || string(got.GetEndKey()) != string(region.GetEndKey())):
 		return nil, fmt.Errorf("%w: range [%q, %q) is not the region's", ErrBadSnapshot, got.GetStartKey(), got.GetEndKey())
 	}
 	for _, kv := range data.GetData() {

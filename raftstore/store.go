@@ -198,15 +198,19 @@ func (s *Store) loadRegion(region *metapb.Region) error {
 	if err != nil {
 		return fmt.Errorf("raftstore: region %d: %w", region.GetId(), err)
 	}
-	p.ps.generate = func() { s.buildSnapshot(region.GetId()) }
 	// Deletions of compacted entries may not have finished before a stop.
 	s.collectLog(region.GetId(), 0, p.ps.firstIndex())
-	a := &applier{regionID: region.GetId(), region: region, state: apply, appliedTerm: p.applied.appliedTerm}
+	a := &applier{regionID: region.GetId(), peerID: meta.GetId(), region: region, state: apply, appliedTerm: p.applied.appliedTerm}
 	s.mu.Lock()
-	s.peers[region.GetId()] = s.peerSys.newMailbox(p)
-	s.appliers[region.GetId()] = s.applySys.newMailbox(a)
+	s.addPeerLocked(p, a)
 	s.mu.Unlock()
 	return nil
+}
+
+// addPeerLocked routes a region to its peer and applier; s.mu is held.
+func (s *Store) addPeerLocked(p *peer, a *applier) {
+	s.peers[p.regionID()] = s.peerSys.newMailbox(p)
+	s.appliers[p.regionID()] = s.applySys.newMailbox(a)
 }
 
 func (s *Store) peerBox(regionID uint64) *peerBox {
@@ -377,11 +381,11 @@ func (s *Store) HandleRaftMessage(msg *raft_serverpb.RaftMessage) error {
 	if to := msg.GetToPeer().GetStoreId(); to != s.cfg.StoreID {
 		return regionErr(errStoreNotMatch(to, s.cfg.StoreID))
 	}
-	if msg.GetMessage() == nil || msg.GetRegionEpoch() == nil {
+	if (msg.GetMessage() == nil && !msg.GetIsTombstone()) || msg.GetRegionEpoch() == nil {
 		s.log.Debug("drop a raft message without message or epoch", "region-id", msg.GetRegionId())
 		return nil
 	}
-	if !s.sendPeer(msg.GetRegionId(), peerMsg{kind: msgRaft, raft: msg}) {
+	if !s.sendPeer(msg.GetRegionId(), peerMsg{kind: msgRaft, raft: msg}) && !s.maybeCreatePeer(msg) {
 		s.log.Debug("drop a raft message for a region this store does not serve", "region-id", msg.GetRegionId())
 	}
 	return nil
@@ -419,7 +423,12 @@ func (s *Store) peerRound(batch []delivery[*peer, peerMsg]) {
 	for _, d := range batch {
 		p := d.fsm
 		for _, m := range d.msgs {
-			p.handle(m)
+			if !p.destroyed {
+				p.handle(m)
+			}
+		}
+		if p.destroyed || p.destroying {
+			continue
 		}
 		p.startReadRound()
 		if rd, ok := p.nextReady(); ok {
@@ -466,12 +475,15 @@ func (s *Store) Close() {
 	}
 }
 
-func answerStoppingMsg(m peerMsg, regionID uint64) {
+func answerStoppingMsg(m peerMsg, regionID uint64) { answerMsg(m, errStoreStopping(regionID)) }
+
+// answerMsg answers a request the peer will not serve with err.
+func answerMsg(m peerMsg, err *errorpb.Error) {
 	switch m.kind {
 	case msgPropose:
-		m.done(errorResponse(errStoreStopping(regionID), 0))
+		m.done(errorResponse(err, 0))
 	case msgRead:
-		m.read.done(nil, errStoreStopping(regionID))
+		m.read.done(nil, err)
 	}
 }
 
@@ -483,6 +495,8 @@ type RegionStatus struct {
 	Leader       bool
 	Term         uint64
 	AppliedIndex uint64
+	// Raft is the peer's Raft status, with progress on a leader.
+	Raft raft.Status
 }
 
 // Status returns the status of the store's peer of a region; false when
@@ -491,7 +505,7 @@ func (s *Store) Status(ctx context.Context, regionID uint64) (RegionStatus, bool
 	ch := make(chan RegionStatus, 1)
 	inspect := func(p *peer) {
 		ch <- RegionStatus{Region: cloneRegion(p.region), Peer: proto.Clone(p.meta).(*metapb.Peer),
-			Leader: p.isLeader(), Term: p.term(), AppliedIndex: p.applied.appliedIndex}
+			Leader: p.isLeader(), Term: p.term(), AppliedIndex: p.applied.appliedIndex, Raft: p.rn.Status()}
 	}
 	if !s.sendPeer(regionID, peerMsg{kind: msgInspect, inspect: inspect}) {
 		return RegionStatus{}, false
