@@ -254,7 +254,7 @@ func (e *Engine) ApproximateSize(start, end []byte) RangeStats {
 		it := snap.NewIterator(cf, IterOptions{LowerBound: start, UpperBound: end, KeyOnly: true})
 		for it.Rewind(); it.Valid(); it.Next() {
 			stats.Keys++
-			stats.Bytes += uint64(len(it.Key())) + uint64(it.valueSize())
+			stats.Bytes += uint64(len(it.Key())) + uint64(it.ValueSize())
 		}
 		it.Close()
 	}

@@ -120,8 +120,8 @@ func (it *Iterator) Value() ([]byte, error) {
 // Close releases the iterator. Closing it twice is a no-op.
 func (it *Iterator) Close() { it.it.close() }
 
-// valueSize returns the length of the current value without reading it.
-func (it *Iterator) valueSize() int64 { return it.it.valueSize() }
+// ValueSize returns the length of the current value without reading it.
+func (it *Iterator) ValueSize() int64 { return it.it.valueSize() }
 
 // seekBefore positions a reverse iterator on the largest stored key < bound.
 func (it *Iterator) seekBefore(bound []byte) {

@@ -77,6 +77,12 @@ type Config struct {
 	// the lease relies on, refusing votes for ElectionTick ticks after they
 	// last heard from a leader or started.
 	LeaseTicks int
+	// FreshGroup marks a node of a group created just now, such that no
+	// leader of it can have existed (the peers a region split creates): it
+	// grants votes from its start instead of refusing them for ElectionTick
+	// ticks as a node with LeaseTicks otherwise does, so that the group
+	// elects a leader at once.
+	FreshGroup bool
 
 	// MaxUncommittedEntriesSize limits the payload bytes a leader accepts
 	// into its log ahead of the application: entries count from proposal

@@ -167,6 +167,20 @@ func TestLeaseVoteRefusalAfterStart(t *testing.T) {
 	require.Equal(t, uint64(3), r.Vote)
 }
 
+// A node of a fresh group (FreshGroup, the peers a split creates) grants
+// a vote at once: no leader of its group can have existed.
+func TestFreshGroupGrantsVotesFromStart(t *testing.T) {
+	c := newTestConfig(2, 10, 1, newTestMemoryStorage(ids(3)))
+	withLease(c)
+	c.FreshGroup = true
+	r := mustNewRaft(t, c)
+	require.NoError(t, step(t, r, eraftpb.Message{From: 3, To: 2, Term: 2, MsgType: msgVote}))
+	msgs := readMessages(r)
+	require.Len(t, msgs, 1)
+	require.False(t, msgs[0].Reject)
+	require.Equal(t, uint64(3), r.Vote)
+}
+
 // The refusal lasts an election timeout from the last leader contact even
 // when a message of a higher term made the follower forget its leader.
 // Without it a node that acknowledged the leader's heartbeat could elect

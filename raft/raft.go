@@ -103,7 +103,8 @@ type raft struct {
 	// heartbeatElapsed counts ticks since the last heartbeat (leader only).
 	heartbeatElapsed int
 	// ticks is the logical clock: the number of tick calls since this node
-	// was created. It is never reset.
+	// was created (plus ElectionTick for a FreshGroup node). It is never
+	// reset.
 	ticks uint64
 	// leaderContactTick is ticks when this node last heard from the leader
 	// of its term, or when it was created. It never decreases; with
@@ -175,6 +176,10 @@ func newRaft(c *Config) (*raft, error) {
 			return nil, fmt.Errorf("raft: applied(%d) is beyond committed(%d)", c.Applied, r.raftLog.committed)
 		}
 		r.raftLog.appliedTo(max(c.Applied, r.raftLog.applied))
+	}
+	if c.FreshGroup {
+		// Start the clock past the startup refusal (voteRefusalActive).
+		r.ticks = uint64(r.electionTimeout)
 	}
 	r.becomeFollower(r.Term, None)
 	r.logger.Info("raft: new node", "id", r.id, "term", r.Term, "commit", r.raftLog.committed,

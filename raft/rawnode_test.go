@@ -519,3 +519,19 @@ func TestRawNodeMaxUncommittedEntriesSize(t *testing.T) {
 	require.NoError(t, lead.Propose(make([]byte, 2*limit)))
 	require.ErrorIs(t, lead.Propose(make([]byte, 1)), ErrProposalDropped)
 }
+
+// HasPendingConfChange holds from a conf change's proposal until it is
+// applied, and on a new leader until the entries of its election are.
+func TestHasPendingConfChange(t *testing.T) {
+	c := newRNCluster(t, ids(3), nil, nil)
+	c.elect(1)
+	lead := c.nodes[1].rn
+	c.stabilize()
+	require.False(t, lead.HasPendingConfChange())
+	require.NoError(t, lead.ProposeConfChange(&eraftpb.ConfChange{ChangeType: eraftpb.ConfChangeType_AddLearnerNode, NodeId: 4}))
+	require.True(t, lead.HasPendingConfChange())
+	c.addNode(4, NewMemoryStorage(), nil)
+	c.stabilize()
+	require.False(t, lead.HasPendingConfChange())
+	require.False(t, c.nodes[2].rn.HasPendingConfChange(), "a follower has none")
+}

@@ -52,12 +52,18 @@ type applyResult struct {
 	confChanges []confChangeResult
 	// destroyed is set in the round that took a destroy task.
 	destroyed bool
+	// split is the split applied in the round, nil when none was (a split
+	// changes the version, so a later one in the same round fails).
+	split *splitResult
+	// writtenBytes is the size of the keys and values the round wrote.
+	writtenBytes uint64
 }
 
 // applier is a region's apply FSM: it owns the region's apply state and its
 // view of the region as of the applied index, and writes committed commands
 // to the KV engine together with the apply state that records them.
 type applier struct {
+	store    *Store
 	regionID uint64
 	peerID   uint64
 	region   *metapb.Region
@@ -204,14 +210,16 @@ func (a *applier) applyEntry(e *eraftpb.Entry, wb *engine.WriteBatch) *raft_cmdp
 		return errorResponse(&errorpb.Error{Message: fmt.Sprintf("raftstore: entry %d is not a command: %v", e.Index, err)}, e.Term)
 	}
 	if admin := req.GetAdminRequest(); admin != nil {
-		return a.applyAdmin(admin, req.GetHeader(), e)
+		return a.applyAdmin(admin, req.GetHeader(), e, wb)
 	}
 	if rerr := checkRegion(req.GetHeader(), a.region, false); rerr != nil {
 		return errorResponse(rerr, e.Term)
 	}
-	if err := stageWrites(req.GetRequests(), a.region, wb); err != nil {
+	written, err := stageWrites(req.GetRequests(), a.region, wb)
+	if err != nil {
 		return errorResponse(err, e.Term)
 	}
+	a.result.writtenBytes += written
 	resp := &raft_cmdpb.RaftCmdResponse{Header: &raft_cmdpb.RaftResponseHeader{CurrentTerm: e.Term}}
 	for _, r := range req.GetRequests() {
 		resp.Responses = append(resp.Responses, &raft_cmdpb.Response{CmdType: r.GetCmdType()})
@@ -219,12 +227,17 @@ func (a *applier) applyEntry(e *eraftpb.Entry, wb *engine.WriteBatch) *raft_cmdp
 	return resp
 }
 
-// applyAdmin applies an admin command; only CompactLog so far.
-func (a *applier) applyAdmin(admin *raft_cmdpb.AdminRequest, header *raft_cmdpb.RaftRequestHeader, e *eraftpb.Entry) *raft_cmdpb.RaftCmdResponse {
+// applyAdmin applies an admin command entry: CompactLog or BatchSplit.
+func (a *applier) applyAdmin(admin *raft_cmdpb.AdminRequest, header *raft_cmdpb.RaftRequestHeader, e *eraftpb.Entry,
+	wb *engine.WriteBatch) *raft_cmdpb.RaftCmdResponse {
 	if header.GetRegionId() != a.regionID {
 		return errorResponse(errRegionNotFound(header.GetRegionId()), e.Term)
 	}
-	if admin.GetCmdType() != raft_cmdpb.AdminCmdType_CompactLog {
+	switch admin.GetCmdType() {
+	case raft_cmdpb.AdminCmdType_CompactLog:
+	case raft_cmdpb.AdminCmdType_BatchSplit:
+		return a.applyBatchSplit(header, admin.GetSplits(), wb, e.Term)
+	default:
 		return errorResponse(&errorpb.Error{Message: fmt.Sprintf("raftstore: admin command %s is not supported yet", admin.GetCmdType())}, e.Term)
 	}
 	compact := admin.GetCompactLog()
@@ -247,7 +260,8 @@ func (a *applier) applyAdmin(admin *raft_cmdpb.AdminRequest, header *raft_cmdpb.
 
 // stageWrites checks every request of a write command, then stages them
 // all: a command applies entirely or not at all.
-func stageWrites(reqs []*raft_cmdpb.Request, region *metapb.Region, wb *engine.WriteBatch) *errorpb.Error {
+// It returns the size of the keys and values written.
+func stageWrites(reqs []*raft_cmdpb.Request, region *metapb.Region, wb *engine.WriteBatch) (uint64, *errorpb.Error) {
 	type write struct {
 		cf     engine.CF
 		key    []byte
@@ -264,26 +278,28 @@ func stageWrites(reqs []*raft_cmdpb.Request, region *metapb.Region, wb *engine.W
 		case raft_cmdpb.CmdType_Delete:
 			cfName, w.key, w.delete = r.GetDelete().GetCf(), r.GetDelete().GetKey(), true
 		default:
-			return &errorpb.Error{Message: fmt.Sprintf("raftstore: %s is not a write command", r.GetCmdType())}
+			return 0, &errorpb.Error{Message: fmt.Sprintf("raftstore: %s is not a write command", r.GetCmdType())}
 		}
 		cf, err := engine.ParseCF(cfName)
 		if err != nil {
-			return &errorpb.Error{Message: err.Error()}
+			return 0, &errorpb.Error{Message: err.Error()}
 		}
 		if !keyInRegion(w.key, region) {
-			return errKeyNotInRegion(w.key, region)
+			return 0, errKeyNotInRegion(w.key, region)
 		}
 		w.cf = cf
 		writes = append(writes, w)
 	}
+	var written uint64
 	for _, w := range writes {
+		written += uint64(len(w.key) + len(w.value))
 		if w.delete {
 			wb.Delete(w.cf, w.key)
 		} else {
 			wb.Put(w.cf, w.key, w.value)
 		}
 	}
-	return nil
+	return written, nil
 }
 
 // keyInRegion reports whether a data key lies in the region. Versioned keys

@@ -1,6 +1,7 @@
 package raftstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,12 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pingcap/kvproto/pkg/eraftpb"
 	"github.com/pingcap/kvproto/pkg/errorpb"
 	"github.com/pingcap/kvproto/pkg/metapb"
+	"github.com/pingcap/kvproto/pkg/pdpb"
 	"github.com/pingcap/kvproto/pkg/raft_cmdpb"
 	"github.com/pingcap/kvproto/pkg/raft_serverpb"
 	"github.com/stretchr/testify/require"
@@ -107,9 +110,11 @@ type cluster struct {
 	region *metapb.Region
 	// configure adjusts each store's configuration.
 	configure func(*Config)
-	// leaderHint is the store the client tries first.
+	// pd hands out split ids to every store.
+	pd *testPD
+	// leaderHint is the store the client tries first for each region.
 	mu         sync.Mutex
-	leaderHint uint64
+	leaderHint map[uint64]uint64
 }
 
 // newCluster bootstraps n stores holding one region over [start, end) with
@@ -130,6 +135,9 @@ func newPartialCluster(t *testing.T, n, voters int, start, end []byte, configure
 		kv:     map[uint64]*engine.Engine{},
 		raftDB: map[uint64]*engine.Engine{},
 		stores: map[uint64]*Store{},
+
+		leaderHint: map[uint64]uint64{},
+		pd:         &testPD{},
 	}
 	region := &metapb.Region{Id: 1, StartKey: start, EndKey: end, RegionEpoch: &metapb.RegionEpoch{Version: 1, ConfVer: 1}}
 	for id := uint64(1); id <= uint64(n); id++ {
@@ -178,7 +186,7 @@ func (c *cluster) start(id uint64) {
 	cfg := Config{
 		StoreID: id, KV: c.kv[id], Raft: c.raftDB[id], Transport: c.net.transport(id),
 		TickInterval: testTick, ElectionTicks: testElectionTicks, HeartbeatTicks: 2,
-		Seed: c.rng.Uint64(),
+		Seed: c.rng.Uint64(), PD: c.pd,
 	}
 	if os.Getenv("RAFTSTORE_DEBUG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -251,15 +259,38 @@ func (c *cluster) header(storeID uint64) *raft_cmdpb.RaftRequestHeader {
 	}
 }
 
-// call runs op against the region's leader, following NotLeader hints and
-// retrying region errors that say to, as client-go does, until it
-// succeeds or the deadline passes.
-func (c *cluster) call(deadline time.Duration, op func(s *Store, storeID uint64) error) error {
+// regionOf returns the region holding key, as the store that knows the
+// newest epoch of it has it (the harness's stand-in for PD's view).
+func (c *cluster) regionOf(key []byte) *metapb.Region {
+	var best *metapb.Region
+	for _, id := range c.ids {
+		s := c.stores[id]
+		if s == nil {
+			continue
+		}
+		r := s.RegionForKey(key)
+		if r != nil && (best == nil || isEpochStale(best.GetRegionEpoch(), r.GetRegionEpoch())) {
+			best = r
+		}
+	}
+	if best == nil {
+		return c.region
+	}
+	return best
+}
+
+// call runs op against the leader of the region holding key (looked up
+// afresh on each attempt), following NotLeader hints and retrying region
+// errors that say to, as client-go does, until it succeeds or the deadline
+// passes. KeyNotInRegion for a key whose region is unchanged ends it: the
+// command spans regions.
+func (c *cluster) call(deadline time.Duration, key []byte, op func(s *Store, storeID uint64, region *metapb.Region) error) error {
 	end := time.Now().Add(deadline)
 	var last error
 	for time.Now().Before(end) {
+		region := c.regionOf(key)
 		c.mu.Lock()
-		target := c.leaderHint
+		target := c.leaderHint[region.GetId()]
 		if target == 0 || c.stores[target] == nil {
 			target = c.ids[c.rng.IntN(len(c.ids))]
 		}
@@ -268,18 +299,23 @@ func (c *cluster) call(deadline time.Duration, op func(s *Store, storeID uint64)
 		if s == nil {
 			continue
 		}
-		last = op(s, target)
+		last = op(s, target, region)
 		rerr := AsRegionError(last)
 		switch {
 		case last == nil:
-			c.setHint(target)
+			c.setHint(region.GetId(), target)
 			return nil
 		case rerr.GetNotLeader().GetLeader() != nil:
-			c.setHint(rerr.GetNotLeader().GetLeader().GetStoreId())
+			c.setHint(region.GetId(), rerr.GetNotLeader().GetLeader().GetStoreId())
 		case rerr.GetStaleCommand() != nil:
+		case rerr.GetKeyNotInRegion() != nil && c.regionOf(key).GetId() == region.GetId():
+			// The command spans regions: retrying will not help.
+			return last
+		case rerr.GetEpochNotMatch() != nil || rerr.GetKeyNotInRegion() != nil:
+			time.Sleep(testTick)
 		case errors.Is(last, context.DeadlineExceeded) || rerr.GetNotLeader() != nil ||
-			rerr.GetRegionNotFound() != nil || rerr.GetReadIndexNotReady() != nil:
-			c.setHint(0)
+			rerr.GetRegionNotFound() != nil || rerr.GetReadIndexNotReady() != nil || rerr.GetRegionNotInitialized() != nil:
+			c.setHint(region.GetId(), 0)
 			time.Sleep(testTick)
 		default:
 			return last
@@ -288,22 +324,36 @@ func (c *cluster) call(deadline time.Duration, op func(s *Store, storeID uint64)
 	return fmt.Errorf("request timed out: %w", last)
 }
 
-func (c *cluster) setHint(id uint64) {
+func (c *cluster) setHint(regionID, storeID uint64) {
 	c.mu.Lock()
-	c.leaderHint = id
+	c.leaderHint[regionID] = storeID
 	c.mu.Unlock()
+}
+
+// regionHeader addresses region on storeID; the peer id is left 0
+// (unchecked).
+func regionHeader(region *metapb.Region, storeID uint64) *raft_cmdpb.RaftRequestHeader {
+	return &raft_cmdpb.RaftRequestHeader{RegionId: region.GetId(), Peer: &metapb.Peer{StoreId: storeID}, RegionEpoch: region.GetRegionEpoch()}
 }
 
 // tryTimeout bounds one attempt, as the course harness's one second.
 const tryTimeout = time.Second
 
+// write runs a write command on the region of its first key.
 func (c *cluster) write(reqs ...*raft_cmdpb.Request) error {
-	return c.call(20*time.Second, func(s *Store, id uint64) error {
+	return c.call(20*time.Second, requestKey(reqs[0]), func(s *Store, id uint64, region *metapb.Region) error {
 		ctx, cancel := context.WithTimeout(context.Background(), tryTimeout)
 		defer cancel()
-		_, err := s.Propose(ctx, &raft_cmdpb.RaftCmdRequest{Header: c.header(id), Requests: reqs})
+		_, err := s.Propose(ctx, &raft_cmdpb.RaftCmdRequest{Header: regionHeader(region, id), Requests: reqs})
 		return err
 	})
+}
+
+func requestKey(r *raft_cmdpb.Request) []byte {
+	if r.GetPut() != nil {
+		return r.GetPut().GetKey()
+	}
+	return r.GetDelete().GetKey()
 }
 
 func putReq(key, value string) *raft_cmdpb.Request {
@@ -320,23 +370,27 @@ func (c *cluster) mustPut(key, value string) {
 	require.NoError(c.t, c.write(putReq(key, value)))
 }
 
-// read runs fn on a leader snapshot.
-func (c *cluster) read(fn func(snap *RegionSnapshot) error) error {
-	return c.call(20*time.Second, func(s *Store, id uint64) error {
+// read runs fn on a snapshot of the leader of the region holding key.
+func (c *cluster) read(key []byte, fn func(snap *RegionSnapshot) error) error {
+	return c.readRegion(key, func(snap *RegionSnapshot, _ *metapb.Region) error { return fn(snap) })
+}
+
+func (c *cluster) readRegion(key []byte, fn func(snap *RegionSnapshot, region *metapb.Region) error) error {
+	return c.call(20*time.Second, key, func(s *Store, id uint64, region *metapb.Region) error {
 		ctx, cancel := context.WithTimeout(context.Background(), tryTimeout)
 		defer cancel()
-		snap, err := s.Snapshot(ctx, c.header(id))
+		snap, err := s.Snapshot(ctx, regionHeader(region, id))
 		if err != nil {
 			return err
 		}
 		defer snap.Close()
-		return fn(snap)
+		return fn(snap, region)
 	})
 }
 
 // get reads key through the leader; found is false when it is absent.
 func (c *cluster) get(key string) (value string, found bool, err error) {
-	err = c.read(func(snap *RegionSnapshot) error {
+	err = c.read([]byte(key), func(snap *RegionSnapshot) error {
 		v, err := snap.Get(engine.CfDefault, []byte(key))
 		switch {
 		case errors.Is(err, engine.ErrNotFound):
@@ -359,23 +413,40 @@ func (c *cluster) mustGet(key, want string) {
 	require.Equal(c.t, want, got, "key %q", key)
 }
 
-// scan returns the values of [start, end) through the leader.
+// scan returns the values of [start, end) through the leaders of the
+// regions it spans, region by region as the course's Scan walks them.
 func (c *cluster) scan(start, end string) ([]string, error) {
 	var values []string
-	err := c.read(func(snap *RegionSnapshot) error {
-		values = values[:0]
-		it := snap.NewIterator(engine.CfDefault, engine.IterOptions{LowerBound: []byte(start), UpperBound: []byte(end)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			v, err := it.Value()
-			if err != nil {
-				return err
+	from := []byte(start)
+	for {
+		var regionEnd []byte
+		var part []string
+		err := c.readRegion(from, func(snap *RegionSnapshot, region *metapb.Region) error {
+			part, regionEnd = part[:0], region.GetEndKey()
+			upper := []byte(end)
+			if len(regionEnd) > 0 && bytes.Compare(regionEnd, upper) < 0 {
+				upper = regionEnd
 			}
-			values = append(values, string(v))
+			it := snap.NewIterator(engine.CfDefault, engine.IterOptions{LowerBound: from, UpperBound: upper})
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				v, err := it.Value()
+				if err != nil {
+					return err
+				}
+				part = append(part, string(v))
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		return nil
-	})
-	return values, err
+		values = append(values, part...)
+		if len(regionEnd) == 0 || bytes.Compare(regionEnd, []byte(end)) >= 0 {
+			return values, nil
+		}
+		from = regionEnd
+	}
 }
 
 // engineValue reads key straight from a store's KV engine.
@@ -466,6 +537,21 @@ func regionErrorOf(t *testing.T, err error) *errorpb.Error {
 	rerr := AsRegionError(err)
 	require.NotNil(t, rerr, "want a region error, got %v", err)
 	return rerr
+}
+
+// testPD allocates split ids from a counter, far above the ids tests give
+// peers.
+type testPD struct{ next atomic.Uint64 }
+
+func (pd *testPD) AskBatchSplit(_ context.Context, region *metapb.Region, count int) ([]*pdpb.SplitID, error) {
+	ids := make([]*pdpb.SplitID, count)
+	for i := range ids {
+		ids[i] = &pdpb.SplitID{NewRegionId: 1_000_000 + pd.next.Add(1)}
+		for range region.GetPeers() {
+			ids[i].NewPeerIds = append(ids[i].NewPeerIds, 1_000_000+pd.next.Add(1))
+		}
+	}
+	return ids, nil
 }
 
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d)) }

@@ -191,6 +191,12 @@ func (s *Store) maybeCreatePeer(msg *raft_serverpb.RaftMessage) bool {
 		s.log.Debug("drop a message to a destroyed peer", "region-id", regionID, "to-peer", msg.GetToPeer())
 		return false
 	}
+	if other := s.overlap(&metapb.Region{Id: regionID, StartKey: msg.GetStartKey(), EndKey: msg.GetEndKey()}); other != nil {
+		// Most likely a split this store has not applied yet: it will
+		// create the peer then.
+		s.log.Debug("no peer for a message overlapping a live region", "region-id", regionID, "overlaps", other.GetId())
+		return false
+	}
 	region := &metapb.Region{Id: regionID, RegionEpoch: &metapb.RegionEpoch{}}
 	meta := proto.Clone(msg.GetToPeer()).(*metapb.Peer)
 	p, err := newUninitializedPeer(s, region, meta)
@@ -203,7 +209,7 @@ func (s *Store) maybeCreatePeer(msg *raft_serverpb.RaftMessage) bool {
 	if s.stopped || s.peers[regionID] != nil {
 		return false
 	}
-	s.addPeerLocked(p, &applier{regionID: regionID, peerID: meta.GetId(), region: region, state: emptyApplyState()})
+	s.addPeerLocked(p, &applier{store: s, regionID: regionID, peerID: meta.GetId(), region: region, state: emptyApplyState()})
 	s.log.Info("created an uninitialized peer", "region-id", regionID, "peer-id", meta.GetId(), "from-peer", msg.GetFromPeer())
 	return s.peers[regionID].send(peerMsg{kind: msgRaft, raft: msg})
 }
@@ -304,6 +310,7 @@ func (s *Store) destroyPeer(p *peer) {
 	pmb, amb := s.peers[regionID], s.appliers[regionID]
 	delete(s.peers, regionID)
 	delete(s.appliers, regionID)
+	s.ranges.remove(regionID)
 	s.mu.Unlock()
 	for _, m := range pmb.close() {
 		answerMsg(m, errRegionNotFound(regionID))

@@ -25,7 +25,7 @@ func (c *cluster) currentRegion() *metapb.Region {
 // like any command; the header names the peer of the store asked. It may
 // run off the test's goroutine.
 func (c *cluster) changePeer(changeType eraftpb.ConfChangeType, target *metapb.Peer) error {
-	return c.call(10*time.Second, func(s *Store, id uint64) error {
+	return c.call(10*time.Second, nil, func(s *Store, id uint64, _ *metapb.Region) error {
 		_, region, ok := c.findLeader(time.Second)
 		if !ok {
 			return regionErr(errNotLeader(c.region.GetId(), nil))
@@ -176,15 +176,16 @@ func (c *cluster) regionState(storeID uint64) *raft_serverpb.RegionLocalState {
 }
 
 // isolateAndRemove cuts store 3 off, waits for a leader among the others
-// and removes store 3's peer (id 3) there.
+// (and for store 3 to step down) and removes store 3's peer (id 3).
 func isolateAndRemove(t *testing.T, c *cluster) {
 	c.mustPut("k1", "v1")
 	c.mustEngineEqual(3, "k1", "v1")
 	c.partition([]uint64{1, 2}, []uint64{3})
 	require.Eventually(t, func() bool {
 		leader, _, ok := c.findLeader(time.Second)
-		return ok && leader != 3
-	}, 10*time.Second, testTick)
+		st, _ := c.stores[3].Status(context.Background(), c.region.GetId())
+		return ok && leader != 3 && !st.Leader
+	}, 10*time.Second, testTick, "store 3 still leads, or nobody does")
 	require.NoError(t, c.changePeer(eraftpb.ConfChangeType_RemoveNode, &metapb.Peer{Id: 3, StoreId: 3}))
 	c.mustPut("k2", "v2")
 }

@@ -58,6 +58,22 @@ type Config struct {
 	RaftLogGCThreshold, RaftLogGCCountLimit uint64
 	// SnapshotWorkers bounds the snapshots built at once (2).
 	SnapshotWorkers int
+
+	// SplitCheckTicks is how often (in base ticks) a leader considers
+	// checking its region's size (split-region-check-tick-interval, 10 s).
+	// A region past RegionMaxSize bytes or RegionMaxKeys keys (144 MiB,
+	// 1.44 M) splits every RegionSplitSize bytes or RegionSplitKeys keys
+	// (96 MiB, 960 k).
+	SplitCheckTicks                int
+	RegionMaxSize, RegionSplitSize uint64
+	RegionMaxKeys, RegionSplitKeys uint64
+	// SplitKey maps a data key to the key a split there would use (the
+	// transaction layer drops the timestamp so that a key's versions stay
+	// together); nil keeps keys as they are.
+	SplitKey func(key []byte) []byte
+	// PD allocates the ids of split regions; without it the store does
+	// not split.
+	PD PDClient
 }
 
 // ErrConfig is returned by Start for a configuration missing a required
@@ -85,6 +101,14 @@ func (c *Config) withDefaults() (Config, error) {
 	setDefault(&cfg.RaftLogGCThreshold, 50)
 	setDefault(&cfg.RaftLogGCCountLimit, 73728)
 	setDefault(&cfg.SnapshotWorkers, 2)
+	setDefault(&cfg.SplitCheckTicks, 10)
+	setDefault(&cfg.RegionSplitSize, 96<<20)
+	setDefault(&cfg.RegionMaxSize, cfg.RegionSplitSize/2*3)
+	setDefault(&cfg.RegionSplitKeys, 960000)
+	setDefault(&cfg.RegionMaxKeys, cfg.RegionSplitKeys/2*3)
+	if cfg.SplitKey == nil {
+		cfg.SplitKey = func(key []byte) []byte { return key }
+	}
 	setDefault(&cfg.LeaseTicks, cfg.ElectionTicks-1)
 	if cfg.LeaseTicks < 0 {
 		cfg.LeaseTicks = 0

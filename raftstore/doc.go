@@ -59,9 +59,21 @@ only then persisted on the raft side (the log emptied at the snapshot)
 before the Ready's messages go out. A crash between the two is mended at
 load (peerStorage.recoverAfterSnapshot).
 
+# Membership, leader transfer and split
+
+ChangePeer is a raft conf change, applied with a conf_ver bump; a store
+creates an uninitialized peer for a new peer's first message (filled by a
+snapshot), and a removed or stale peer destroys itself, leaving a
+Tombstone (confchange.go). TransferLeader is answered at once by the leader
+and carried out by raft (transfer.go). A leader whose region grew past
+RegionMaxSize or RegionMaxKeys asks PD for ids and proposes BatchSplit;
+every replica starts the new regions' peers when it applies it, and
+regionRanges keeps peers and snapshots from overlapping a live region
+(split.go, ranges.go).
+
 Not yet built: snapshots streamed in chunks (they travel inline, in
 memory), the two-step Applying state for snapshots larger than one atomic
-batch, membership changes, split, follower and stale reads, and creating
-peers from messages.
+batch, follower and stale reads, joint-consensus ChangePeerV2, region
+merge, and store heartbeats to PD.
 */
 package raftstore

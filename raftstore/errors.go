@@ -12,6 +12,10 @@ import (
 // ErrStopped is returned for requests to a store that is closing or closed.
 var ErrStopped = errors.New("raftstore: store stopped")
 
+// ErrNoPD is returned for a split on a store configured without a PD
+// client to allocate the new regions' ids.
+var ErrNoPD = errors.New("raftstore: no PD client configured")
+
 // RegionError is a request's region error, in the errorpb form clients
 // expect in a response's region_error field. Callers find it with
 // errors.As.

@@ -35,6 +35,10 @@ type genericOpts struct {
 	maxRaftLog uint64
 	// confChange adds and removes peers at random during the client phase.
 	confChange bool
+	// split makes regions tiny (the course's 300 / 200 bytes), so that
+	// they split under the clients; each iteration checks that the first
+	// region did.
+	split bool
 }
 
 // maxStackedDrops caps the drop filters an unreliable run stacks (the
@@ -60,6 +64,9 @@ func runGeneric(t *testing.T, o genericOpts) {
 	if o.maxRaftLog > 0 {
 		configure = append(configure, gcCountLimit(o.maxRaftLog))
 	}
+	if o.split {
+		configure = append(configure, tinyRegions(300, 200))
+	}
 	c := newCluster(t, o.stores, nil, nil, configure...)
 	time.Sleep(2 * electionTimeout)
 	for iter := range o.iterations {
@@ -84,6 +91,9 @@ func runGeneric(t *testing.T, o genericOpts) {
 			c.deleteAll(t, cli, n)
 		}
 		t.Logf("iteration %d: appended %v", iter, appended)
+		if o.split {
+			require.NotEmpty(t, c.regionOf(nil).GetEndKey(), "iteration %d: the first region did not split", iter)
+		}
 		if o.maxRaftLog > 0 {
 			time.Sleep(10 * electionTimeout)
 			c.mustLogBounded(o.maxRaftLog)
@@ -91,14 +101,25 @@ func runGeneric(t *testing.T, o genericOpts) {
 	}
 }
 
-// deleteAll deletes a client's keys, in commands of up to 256 deletes.
+// deleteAll deletes a client's keys, in commands of up to 256 deletes
+// within one region; a command that a split makes span two regions is
+// retried key by key.
 func (c *cluster) deleteAll(t *testing.T, cli, n int) {
-	for from := 0; from < n; from += 256 {
+	for from := 0; from < n; {
+		region := c.regionOf([]byte(clientKey(cli, from)))
 		var reqs []*raft_cmdpb.Request
-		for j := from; j < min(n, from+256); j++ {
+		for j := from; j < min(n, from+256) && keyInRegion([]byte(clientKey(cli, j)), region); j++ {
 			reqs = append(reqs, deleteReq(clientKey(cli, j)))
 		}
-		require.NoError(t, c.write(reqs...))
+		err := c.write(reqs...)
+		if AsRegionError(err).GetKeyNotInRegion() != nil {
+			for _, r := range reqs {
+				require.NoError(t, c.write(r))
+			}
+			err = nil
+		}
+		require.NoError(t, err)
+		from += len(reqs)
 	}
 }
 

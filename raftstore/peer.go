@@ -33,6 +33,10 @@ const (
 	// msgSnapshotGenerated carries a snapshot built in the background (nil
 	// when building failed).
 	msgSnapshotGenerated
+	// msgCampaign makes a split region's new peer campaign at once.
+	msgCampaign
+	// msgSplitCheckDone ends a split check.
+	msgSplitCheckDone
 )
 
 // peerMsg is a message to a peer FSM; kind says which fields are set.
@@ -106,6 +110,14 @@ type peer struct {
 	// destroyed is set once the peer's data and state are deleted; it does
 	// nothing more.
 	destroyed bool
+	// sizeDiffHint counts the bytes written since the last split check;
+	// splitChecking is set while one runs.
+	sizeDiffHint  uint64
+	splitChecking bool
+	// pendingSplit is the index of this leader's last split proposal: no
+	// lease read is served until it is applied, since the new regions may
+	// elect leaders that take writes in the ranges split off.
+	pendingSplit uint64
 }
 
 func newPeer(s *Store, region *metapb.Region, meta *metapb.Peer, apply *raft_serverpb.RaftApplyState) (*peer, error) {
@@ -116,13 +128,19 @@ func newPeer(s *Store, region *metapb.Region, meta *metapb.Peer, apply *raft_ser
 	return startPeer(s, region, meta, ps, apply.GetAppliedIndex())
 }
 
+func startPeer(s *Store, region *metapb.Region, meta *metapb.Peer, ps *peerStorage, applied uint64) (*peer, error) {
+	return startPeerWith(s, region, meta, ps, applied, false)
+}
+
 // newUninitializedPeer creates a peer for a region this store learns of by
 // a message; it waits for the leader's snapshot.
 func newUninitializedPeer(s *Store, region *metapb.Region, meta *metapb.Peer) (*peer, error) {
 	return startPeer(s, region, meta, newEmptyPeerStorage(s.cfg.Raft, region.GetId()), 0)
 }
 
-func startPeer(s *Store, region *metapb.Region, meta *metapb.Peer, ps *peerStorage, applied uint64) (*peer, error) {
+// startPeerWith starts a peer over its storage; fresh marks the peer of a
+// region a split just created (raft.Config.FreshGroup).
+func startPeerWith(s *Store, region *metapb.Region, meta *metapb.Peer, ps *peerStorage, applied uint64, fresh bool) (*peer, error) {
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID:              meta.GetId(),
 		ElectionTick:    s.cfg.ElectionTicks,
@@ -134,6 +152,7 @@ func startPeer(s *Store, region *metapb.Region, meta *metapb.Peer, ps *peerStora
 		CheckQuorum:     true,
 		PreVote:         true,
 		LeaseTicks:      s.cfg.LeaseTicks,
+		FreshGroup:      fresh,
 		Rand:            rand.NewPCG(s.cfg.Seed, meta.GetId()),
 		Logger:          s.log.With("region-id", region.GetId(), "peer-id", meta.GetId()),
 	})
@@ -199,6 +218,12 @@ func (p *peer) handle(m peerMsg) {
 		m.inspect(p)
 	case msgSnapshotGenerated:
 		p.ps.snapshotGenerated(m.snapshot)
+	case msgCampaign:
+		if err := p.rn.Campaign(); err != nil {
+			p.log.Info("campaign after split", "err", err)
+		}
+	case msgSplitCheckDone:
+		p.splitChecking = false
 	}
 }
 
@@ -225,6 +250,11 @@ func (p *peer) acceptSnapshot(snap *eraftpb.Snapshot) bool {
 	if err == nil && peerByID(data.GetRegion(), p.meta.GetId()) == nil {
 		err = fmt.Errorf("%w: peer %d is not in its region %v", ErrBadSnapshot, p.meta.GetId(), data.GetRegion())
 	}
+	if err == nil {
+		if other := p.store.overlap(data.GetRegion()); other != nil {
+			err = fmt.Errorf("%w: region %v overlaps region %d on this store", ErrBadSnapshot, data.GetRegion(), other.GetId())
+		}
+	}
 	if err != nil {
 		p.log.Warn("drop a snapshot", "err", err)
 		return false
@@ -238,6 +268,9 @@ func (p *peer) tick() {
 	p.expireReads()
 	if p.ticks%p.store.cfg.RaftLogGCTicks == 0 {
 		p.maybeCompactLog()
+	}
+	if p.ticks%p.store.cfg.SplitCheckTicks == 0 {
+		p.maybeCheckSplit()
 	}
 }
 
@@ -297,6 +330,7 @@ func (p *peer) checkRequest(header *raft_cmdpb.RaftRequestHeader) *errorpb.Error
 		return errRegionNotInitialized(p.regionID())
 	}
 	if err := checkRegion(header, p.region, false); err != nil {
+		p.store.addSibling(err, p.region)
 		return err
 	}
 	if t := header.GetTerm(); t != 0 && p.term() > t+1 {
@@ -328,6 +362,10 @@ func (p *peer) propose(cmd *raft_cmdpb.RaftCmdRequest, done func(*raft_cmdpb.Raf
 		done(errorResponse(err, p.term()))
 		return
 	}
+	if cmd.GetAdminRequest().GetCmdType() == raft_cmdpb.AdminCmdType_TransferLeader {
+		done(p.transferLeader(cmd))
+		return
+	}
 	data, err := cmd.Marshal()
 	if err != nil {
 		done(errorResponse(&errorpb.Error{Message: "raftstore: encode command: " + err.Error()}, p.term()))
@@ -343,6 +381,9 @@ func (p *peer) propose(cmd *raft_cmdpb.RaftCmdRequest, done func(*raft_cmdpb.Raf
 	}
 	index, term := p.rn.LastIndex(), p.term()
 	p.dropOverwritten(index, term)
+	if cmd.GetAdminRequest().GetCmdType() == raft_cmdpb.AdminCmdType_BatchSplit {
+		p.pendingSplit = index
+	}
 	p.proposals = append(p.proposals, proposal{index: index, term: term, done: done})
 }
 
@@ -350,7 +391,8 @@ func (p *peer) propose(cmd *raft_cmdpb.RaftCmdRequest, done func(*raft_cmdpb.Raf
 // entries, ChangePeer as a conf change.
 func (p *peer) proposeData(cmd *raft_cmdpb.RaftCmdRequest, data []byte) *errorpb.Error {
 	switch admin := cmd.GetAdminRequest(); {
-	case admin == nil || admin.GetCmdType() == raft_cmdpb.AdminCmdType_CompactLog:
+	case admin == nil || admin.GetCmdType() == raft_cmdpb.AdminCmdType_CompactLog ||
+		admin.GetCmdType() == raft_cmdpb.AdminCmdType_BatchSplit:
 	case admin.GetCmdType() == raft_cmdpb.AdminCmdType_ChangePeer:
 		return p.proposeChangePeer(cmd, data)
 	default:
@@ -381,7 +423,7 @@ func (p *peer) readLocal(r *readRequest) {
 		r.done(nil, err)
 		return
 	}
-	if !r.header.GetReadQuorum() && p.applied.appliedTerm == p.term() && p.rn.LeaseValid() {
+	if !r.header.GetReadQuorum() && p.applied.appliedTerm == p.term() && p.applied.appliedIndex >= p.pendingSplit && p.rn.LeaseValid() {
 		p.store.stats.leaseReads.Add(1)
 		r.done(newRegionSnapshot(p.region, p.store.cfg.KV.Snapshot()), nil)
 		return
@@ -424,6 +466,12 @@ func (p *peer) serveReads() {
 			continue
 		}
 		for _, r := range pr.reads {
+			// A split may have applied since the read was checked.
+			if err := checkRegion(r.header, p.region, false); err != nil {
+				p.store.addSibling(err, p.region)
+				r.done(nil, err)
+				continue
+			}
 			r.done(newRegionSnapshot(p.region, p.store.cfg.KV.Snapshot()), nil)
 		}
 	}
@@ -470,9 +518,16 @@ func failReads(reads []*readRequest, err *errorpb.Error) {
 
 func (p *peer) onApplied(res applyResult) {
 	p.applied = res
+	p.sizeDiffHint += res.writtenBytes
 	if res.snapshotRegion != nil {
 		p.region = res.snapshotRegion
 		p.snapApplied = true
+		p.store.mu.Lock()
+		p.store.ranges.set(res.snapshotRegion)
+		p.store.mu.Unlock()
+	}
+	if res.split != nil {
+		p.onSplit(res.split)
 	}
 	if res.destroyed {
 		p.store.destroyPeer(p)

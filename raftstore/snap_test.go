@@ -53,7 +53,7 @@ func TestOneSnapshot(t *testing.T) {
 		}
 	}
 	c.partition([]uint64{lagging}, rest)
-	c.setHint(leader)
+	c.setHint(c.region.GetId(), leader)
 	for i := 100; i < 115; i++ {
 		c.mustPut(fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i))
 	}

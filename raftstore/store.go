@@ -39,7 +39,13 @@ type Store struct {
 	// regions.
 	peers    map[uint64]*peerBox
 	appliers map[uint64]*applyBox
-	stopped  bool
+	// ranges holds the ranges of the initialized regions routed.
+	ranges  regionRanges
+	stopped bool
+	// ctx ends when the store closes, for background work that waits on
+	// others (PD).
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	stopTicker chan struct{}
 	tickerDone chan struct{}
@@ -131,6 +137,7 @@ func Start(c Config) (*Store, error) {
 		logGC:         make(chan logGCTask, logGCQueue),
 		stopLogGC:     make(chan struct{}),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.peerSys = newBatchSystem(cfg.Pollers, cfg.MaxBatch, s.peerRound)
 	s.applySys = newBatchSystem(cfg.ApplyPollers, cfg.MaxBatch, s.applyRound)
 	if err := s.loadRegions(); err != nil {
@@ -194,13 +201,19 @@ func (s *Store) loadRegion(region *metapb.Region) error {
 	if !found {
 		return fmt.Errorf("raftstore: region %d has no apply state", region.GetId())
 	}
+	if apply.GetAppliedIndex() == initLogIndex {
+		// A split region whose raft state a crash kept from being written.
+		if err := ensureSplitRaftState(s.cfg.Raft, region.GetId()); err != nil {
+			return err
+		}
+	}
 	p, err := newPeer(s, region, meta, apply)
 	if err != nil {
 		return fmt.Errorf("raftstore: region %d: %w", region.GetId(), err)
 	}
 	// Deletions of compacted entries may not have finished before a stop.
 	s.collectLog(region.GetId(), 0, p.ps.firstIndex())
-	a := &applier{regionID: region.GetId(), peerID: meta.GetId(), region: region, state: apply, appliedTerm: p.applied.appliedTerm}
+	a := &applier{store: s, regionID: region.GetId(), peerID: meta.GetId(), region: region, state: apply, appliedTerm: p.applied.appliedTerm}
 	s.mu.Lock()
 	s.addPeerLocked(p, a)
 	s.mu.Unlock()
@@ -211,6 +224,42 @@ func (s *Store) loadRegion(region *metapb.Region) error {
 func (s *Store) addPeerLocked(p *peer, a *applier) {
 	s.peers[p.regionID()] = s.peerSys.newMailbox(p)
 	s.appliers[p.regionID()] = s.applySys.newMailbox(a)
+	if p.initialized() {
+		s.ranges.set(p.region)
+	}
+}
+
+// RegionForKey returns (a copy of) the initialized region on this store
+// that holds key, or nil. It may lag the region's leader.
+func (s *Store) RegionForKey(key []byte) *metapb.Region {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if r := s.ranges.find(key); r != nil {
+		return cloneRegion(r)
+	}
+	return nil
+}
+
+// overlap returns a region routed here, other than region itself, whose
+// range meets region's, or nil.
+func (s *Store) overlap(region *metapb.Region) *metapb.Region {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.ranges.overlap(region.GetStartKey(), region.GetEndKey(), region.GetId())
+}
+
+// addSibling adds to an EpochNotMatch the region a split made left of
+// region (TiKV's find_sibling_region), so that the client learns both.
+func (s *Store) addSibling(err *errorpb.Error, region *metapb.Region) {
+	if err.GetEpochNotMatch() == nil {
+		return
+	}
+	s.mu.RLock()
+	sibling := s.ranges.endingAt(region.GetStartKey())
+	s.mu.RUnlock()
+	if sibling != nil {
+		err.EpochNotMatch.CurrentRegions = append(err.EpochNotMatch.CurrentRegions, cloneRegion(sibling))
+	}
 }
 
 func (s *Store) peerBox(regionID uint64) *peerBox {
@@ -454,6 +503,7 @@ func (s *Store) Close() {
 	}
 	s.stopped = true
 	s.mu.Unlock()
+	s.cancel()
 	close(s.stopTicker)
 	<-s.tickerDone
 	s.peerSys.stop()

@@ -102,7 +102,7 @@ func TestRegionErrors(t *testing.T) {
 		_, found, err := c.get("d")
 		require.NoError(t, err)
 		require.False(t, found)
-		err = c.read(func(snap *RegionSnapshot) error {
+		err = c.read(nil, func(snap *RegionSnapshot) error {
 			_, err := snap.Get(0, []byte("a"))
 			return err
 		})
@@ -155,7 +155,7 @@ func TestOnePartition(t *testing.T) {
 	majority := []uint64{leader, others[0], others[1]}
 	minority := []uint64{others[2], others[3]}
 	c.partition(majority, minority)
-	c.setHint(leader)
+	c.setHint(c.region.GetId(), leader)
 	c.mustPut("k1", "v1")
 	c.mustGet("k1", "v1")
 	for _, id := range majority {
@@ -171,7 +171,7 @@ func TestOnePartition(t *testing.T) {
 	oldSide := []uint64{leader, others[2]}
 	newSide := []uint64{others[0], others[1], others[3]}
 	c.partition(oldSide, newSide)
-	c.setHint(others[0])
+	c.setHint(c.region.GetId(), others[0])
 	c.mustPut("k1", "changed")
 	c.mustGet("k1", "changed")
 	for _, id := range oldSide {
@@ -201,7 +201,7 @@ func TestDeposedLeaderServesNoRead(t *testing.T) {
 		}
 	}
 	c.partition([]uint64{leader}, rest)
-	c.setHint(rest[0])
+	c.setHint(c.region.GetId(), rest[0])
 	c.mustPut("k", "new")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*electionTimeout)
@@ -282,7 +282,7 @@ func TestLeaseReads(t *testing.T) {
 	c := newCluster(t, 3, nil, nil)
 	c.mustPut("k", "v")
 	leader := c.leader()
-	c.setHint(leader)
+	c.setHint(c.region.GetId(), leader)
 	before := c.stores[leader].ReadStats()
 	for range 50 {
 		c.mustGet("k", "v")
