@@ -7,6 +7,7 @@ import (
 
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
 	"github.com/pingcap/kvproto/pkg/tikvpb"
+	pd "github.com/tikv/pd/client"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -25,11 +26,29 @@ func (c *cluster) storeClient(t *testing.T) *storeClient {
 	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require(t, err, "dial store")
 	t.Cleanup(func() { conn.Close() })
-	region, err := stockPD(t, c.pd.client).GetRegion(context.Background(), nil)
-	require(t, err, "get region")
+	region := regionWithLeader(t, stockPD(t, c.pd.client))
 	return &storeClient{
 		tikv: tikvpb.NewTikvClient(conn),
 		ctx:  &kvrpcpb.Context{RegionId: region.Meta.GetId(), RegionEpoch: region.Meta.GetRegionEpoch(), Peer: region.Leader},
+	}
+}
+
+// regionWithLeader asks PD for the region holding all keys until PD knows
+// its leader: right after bootstrap PD has the region but learns the leader
+// only from the store's first region heartbeat.
+func regionWithLeader(t *testing.T, client pd.Client) *pd.Region {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		region, err := client.GetRegion(context.Background(), nil)
+		require(t, err, "get region")
+		if region.Leader != nil {
+			return region
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("PD knows no leader of region %d after 10 s", region.Meta.GetId())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
 	"github.com/stretchr/testify/require"
 	"github.com/tinykv/tinykv/engine"
+	"github.com/tinykv/tinykv/storage"
 )
 
 // benchKeys is the number of keys BenchmarkScan loads, each with
@@ -24,7 +25,7 @@ func loadVersions(b *testing.B) (*Store, uint64) {
 	e, err := engine.Open(b.TempDir(), engine.Options{InMemory: true, LockRank: LockRank})
 	require.NoError(b, err)
 	b.Cleanup(func() { require.NoError(b, e.Close()) })
-	s := NewStore(NewStandalone(e), NewConcurrencyManager(1))
+	s := NewStore(storage.NewStandalone(e), NewConcurrencyManager(1))
 	ctx := context.Background()
 	ts := uint64(10)
 	for v := range benchVersions {
@@ -100,7 +101,7 @@ func BenchmarkLockedTxns(b *testing.B) {
 	e, err := engine.Open(b.TempDir(), engine.Options{InMemory: true, LockRank: LockRank})
 	require.NoError(b, err)
 	b.Cleanup(func() { require.NoError(b, e.Close()) })
-	s := NewStore(NewStandalone(e), NewConcurrencyManager(1))
+	s := NewStore(storage.NewStandalone(e), NewConcurrencyManager(1))
 	ctx := context.Background()
 	const pipelinedLocks = 100000
 	for chunk := 0; chunk < pipelinedLocks; chunk += 10000 {
@@ -129,7 +130,7 @@ func BenchmarkLockedTxns(b *testing.B) {
 	})
 	b.Run("scan-every-lock", func(b *testing.B) {
 		for b.Loop() {
-			err := s.withReader(ctx, func(r *Reader) error {
+			err := s.withReader(ctx, nil, func(r *Reader) error {
 				locks, err := r.ScanLocks(nil, nil, 0, func(*Lock) bool { return true })
 				require.Len(b, locks, pipelinedLocks+10)
 				return err

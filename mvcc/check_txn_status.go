@@ -19,7 +19,7 @@ func (s *Store) CheckTxnStatus(ctx context.Context, req *kvrpcpb.CheckTxnStatusR
 	// an async-commit or 1PC commit record at the same timestamp.
 	s.cm.UpdateMaxTS(req.GetLockTs())
 	var status txnStatus
-	err := s.execute(ctx, [][]byte{req.GetPrimaryKey()}, func(r *Reader, t *txn) (err error) {
+	err := s.execute(ctx, req.GetContext(), [][]byte{req.GetPrimaryKey()}, func(r *Reader, t *txn) (err error) {
 		status, err = checkTxnStatus(r, t, req)
 		return err
 	})
@@ -112,7 +112,7 @@ func checkTxnStatusResponse(status txnStatus) *kvrpcpb.CheckTxnStatusResponse {
 // missing lock is TxnNotFound.
 func (s *Store) TxnHeartBeat(ctx context.Context, req *kvrpcpb.TxnHeartBeatRequest) (*kvrpcpb.TxnHeartBeatResponse, error) {
 	var ttl uint64
-	err := s.execute(ctx, [][]byte{req.GetPrimaryLock()}, func(r *Reader, t *txn) error {
+	err := s.execute(ctx, req.GetContext(), [][]byte{req.GetPrimaryLock()}, func(r *Reader, t *txn) error {
 		encoded := EncodeKey(req.GetPrimaryLock())
 		lock, err := r.loadLockEncoded(encoded)
 		if err != nil {

@@ -18,7 +18,7 @@ func (s *Store) Commit(ctx context.Context, req *kvrpcpb.CommitRequest) (*kvrpcp
 		keyErr := errAbort(ErrInvalidTxnTso, "commit_ts %d <= start_ts %d", commitTS, startTS)
 		return &kvrpcpb.CommitResponse{Error: keyErr.Proto()}, nil
 	}
-	err := s.execute(ctx, req.GetKeys(), func(r *Reader, t *txn) error {
+	err := s.execute(ctx, req.GetContext(), req.GetKeys(), func(r *Reader, t *txn) error {
 		for _, key := range req.GetKeys() {
 			if err := commitKey(r, t, key, startTS, commitTS); err != nil {
 				return err

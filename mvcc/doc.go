@@ -64,6 +64,11 @@
 // sessions (super_read_only, GC and TTL jobs off) for the flashback.
 //
 // Commands run through a Store, which serialises commands on the same keys
-// with Latches and reads and writes through a Storage: NewStandalone over a
-// local engine, or a replicated implementation.
+// with Latches and reads and writes through a storage.Storage:
+// storage.NewStandalone over a local engine, or a replicated store. Every
+// snapshot and write of a command is addressed with the command's request
+// context (its kvrpcpb.Context), so that a replicated store can check the
+// region, epoch and leadership; work that serves no request passes nil. A
+// region error from storage (a *storage.RegionError) is returned to the
+// caller untouched, never as a key error.
 package mvcc

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/pingcap/kvproto/pkg/kvrpcpb"
 	"github.com/tinykv/tinykv/engine"
 )
 
@@ -33,10 +34,11 @@ type DuplicateVersion struct {
 // or more collected Puts are reported, all their collected versions newest
 // first, keys in ascending order, through emit in batches. A Delete
 // committed after minCommitTS is an error: an import writes only Puts.
-// This is the contract of TiKV's DuplicateDetect.
-func (s *Store) DetectDuplicates(ctx context.Context, start, end []byte, minCommitTS uint64, keyOnly bool,
-	emit func([]DuplicateVersion) error) error {
-	return s.withReader(ctx, func(r *Reader) error {
+// This is the contract of TiKV's DuplicateDetect. The scan reads one
+// snapshot taken for reqCtx, the request's context.
+func (s *Store) DetectDuplicates(ctx context.Context, reqCtx *kvrpcpb.Context, start, end []byte, minCommitTS uint64,
+	keyOnly bool, emit func([]DuplicateVersion) error) error {
+	return s.withReader(ctx, reqCtx, func(r *Reader) error {
 		d := &duplicateDetector{reader: r, minCommitTS: minCommitTS, keyOnly: keyOnly, emit: emit}
 		return d.run(start, end)
 	})

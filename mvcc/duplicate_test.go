@@ -7,22 +7,23 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/tinykv/tinykv/storage"
 )
 
 // ingest writes committed Put versions directly, as an import does.
 func (h *harness) ingest(commitTS uint64, kvs ...string) {
 	h.t.Helper()
-	var mods []Modify
+	var mods []storage.Modify
 	for i := 0; i < len(kvs); i += 2 {
 		mods = append(mods, IngestPut([]byte(kvs[i]), []byte(kvs[i+1]), commitTS)...)
 	}
-	require.NoError(h.t, h.store.storage.Write(context.Background(), mods))
+	require.NoError(h.t, h.store.storage.Write(context.Background(), nil, mods))
 }
 
 func (h *harness) duplicates(start, end string, minCommitTS uint64, keyOnly bool) ([]string, int, error) {
 	var got []string
 	batches := 0
-	err := h.store.DetectDuplicates(h.ctx, []byte(start), []byte(end), minCommitTS, keyOnly, func(vs []DuplicateVersion) error {
+	err := h.store.DetectDuplicates(h.ctx, nil, []byte(start), []byte(end), minCommitTS, keyOnly, func(vs []DuplicateVersion) error {
 		batches++
 		for _, v := range vs {
 			if keyOnly {

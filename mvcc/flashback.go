@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/pingcap/kvproto/pkg/kvrpcpb"
 	"github.com/tinykv/tinykv/engine"
 )
 
@@ -21,23 +22,24 @@ var ErrFlashbackNotPrepared = errors.New("mvcc: range is not prepared for the fl
 // (FLASHBACK CLUSTER): it rolls back every lock in the range, then locks
 // start with a lock of transaction startTS that carries the key's value at
 // version. That lock marks the range as prepared until Flashback commits
-// it. Preparing again with the same startTS changes nothing.
-func (s *Store) PrepareFlashback(ctx context.Context, start, end []byte, startTS, version uint64) error {
-	if err := s.rollbackLocksInRange(ctx, start, end, startTS); err != nil {
+// it. Preparing again with the same startTS changes nothing. Every read
+// and write is addressed with reqCtx, the request's context.
+func (s *Store) PrepareFlashback(ctx context.Context, reqCtx *kvrpcpb.Context, start, end []byte, startTS, version uint64) error {
+	if err := s.rollbackLocksInRange(ctx, reqCtx, start, end, startTS); err != nil {
 		return err
 	}
-	return s.execute(ctx, [][]byte{start}, func(r *Reader, t *txn) error {
+	return s.execute(ctx, reqCtx, [][]byte{start}, func(r *Reader, t *txn) error {
 		return lockFlashbackKey(r, t, start, startTS, version)
 	})
 }
 
 // rollbackLocksInRange rolls back, a batch at a time, the locks in [start,
 // end) of every transaction but the flashback's own.
-func (s *Store) rollbackLocksInRange(ctx context.Context, start, end []byte, startTS uint64) error {
+func (s *Store) rollbackLocksInRange(ctx context.Context, reqCtx *kvrpcpb.Context, start, end []byte, startTS uint64) error {
 	foreign := func(l *Lock) bool { return l.StartTS != startTS }
 	for next := start; ; {
 		var locks []KeyLock
-		err := s.withReader(ctx, func(r *Reader) (err error) {
+		err := s.withReader(ctx, reqCtx, func(r *Reader) (err error) {
 			locks, err = r.ScanLocks(next, end, flashbackBatch, foreign)
 			return err
 		})
@@ -48,7 +50,7 @@ func (s *Store) rollbackLocksInRange(ctx context.Context, start, end []byte, sta
 		for i, kl := range locks {
 			keys[i] = kl.Key
 		}
-		err = s.execute(ctx, keys, func(r *Reader, t *txn) error {
+		err = s.execute(ctx, reqCtx, keys, func(r *Reader, t *txn) error {
 			for _, key := range keys {
 				encoded := EncodeKey(key)
 				lock, err := r.loadLockEncoded(encoded)
@@ -119,29 +121,30 @@ func flashbackWrite(r *Reader, t *txn, encoded []byte, startTS, version uint64) 
 // the lock on start is committed at commitTS. It fails with
 // ErrFlashbackNotPrepared unless start holds the lock of PrepareFlashback
 // with startTS. max_ts is raised to commitTS, so that no later 1PC or
-// async-commit write commits below the flashback.
-func (s *Store) Flashback(ctx context.Context, start, end []byte, startTS, commitTS, version uint64) error {
-	if err := s.checkFlashbackPrepared(ctx, start, startTS); err != nil {
+// async-commit write commits below the flashback. Every read and write is
+// addressed with reqCtx, the request's context.
+func (s *Store) Flashback(ctx context.Context, reqCtx *kvrpcpb.Context, start, end []byte, startTS, commitTS, version uint64) error {
+	if err := s.checkFlashbackPrepared(ctx, reqCtx, start, startTS); err != nil {
 		return err
 	}
 	s.cm.UpdateMaxTS(commitTS)
 	for from, more := start, true; more; {
-		keys, next, err := s.changedKeys(ctx, from, end, start, version, commitTS)
+		keys, next, err := s.changedKeys(ctx, reqCtx, from, end, start, version, commitTS)
 		if err != nil {
 			return err
 		}
-		if err := s.restoreKeys(ctx, keys, startTS, commitTS, version); err != nil {
+		if err := s.restoreKeys(ctx, reqCtx, keys, startTS, commitTS, version); err != nil {
 			return err
 		}
 		from, more = next, next != nil
 	}
-	return s.execute(ctx, [][]byte{start}, func(r *Reader, t *txn) error {
+	return s.execute(ctx, reqCtx, [][]byte{start}, func(r *Reader, t *txn) error {
 		return commitFlashbackKey(r, t, start, startTS, commitTS)
 	})
 }
 
-func (s *Store) checkFlashbackPrepared(ctx context.Context, start []byte, startTS uint64) error {
-	return s.withReader(ctx, func(r *Reader) error {
+func (s *Store) checkFlashbackPrepared(ctx context.Context, reqCtx *kvrpcpb.Context, start []byte, startTS uint64) error {
+	return s.withReader(ctx, reqCtx, func(r *Reader) error {
 		lock, err := r.LoadLock(start)
 		if err == nil && (lock == nil || lock.StartTS != startTS) {
 			err = ErrFlashbackNotPrepared
@@ -153,8 +156,9 @@ func (s *Store) checkFlashbackPrepared(ctx context.Context, start []byte, startT
 // changedKeys returns up to flashbackBatch raw keys from [from, end),
 // skipping skip, whose newest CfWrite record has a commit_ts in (version,
 // commitTS), and the key to continue from (nil at the end of the range).
-func (s *Store) changedKeys(ctx context.Context, from, end, skip []byte, version, commitTS uint64) (keys [][]byte, next []byte, err error) {
-	err = s.withReader(ctx, func(r *Reader) error {
+func (s *Store) changedKeys(ctx context.Context, reqCtx *kvrpcpb.Context, from, end, skip []byte,
+	version, commitTS uint64) (keys [][]byte, next []byte, err error) {
+	err = s.withReader(ctx, reqCtx, func(r *Reader) error {
 		writes := r.snap.NewIterator(engine.CfWrite, lockBounds(from, end, false))
 		defer writes.Close()
 		cursor := scanCursor{writes: writes}
@@ -181,11 +185,11 @@ func (s *Store) changedKeys(ctx context.Context, from, end, skip []byte, version
 	return keys, next, err
 }
 
-func (s *Store) restoreKeys(ctx context.Context, keys [][]byte, startTS, commitTS, version uint64) error {
+func (s *Store) restoreKeys(ctx context.Context, reqCtx *kvrpcpb.Context, keys [][]byte, startTS, commitTS, version uint64) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	return s.execute(ctx, keys, func(r *Reader, t *txn) error {
+	return s.execute(ctx, reqCtx, keys, func(r *Reader, t *txn) error {
 		for _, key := range keys {
 			if err := restoreKey(r, t, key, startTS, commitTS, version); err != nil {
 				return err

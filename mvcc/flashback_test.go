@@ -37,16 +37,16 @@ func TestFlashback(t *testing.T) {
 	start, end := []byte("k"), []byte("l")
 	const version, startTS, commitTS = 3, 20, 21
 
-	require.ErrorIs(t, h.store.Flashback(h.ctx, start, end, startTS, commitTS, version), ErrFlashbackNotPrepared)
-	require.NoError(t, h.store.PrepareFlashback(h.ctx, start, end, startTS, version))
-	require.NoError(t, h.store.PrepareFlashback(h.ctx, start, end, startTS, version)) // a retry changes nothing
+	require.ErrorIs(t, h.store.Flashback(h.ctx, nil, start, end, startTS, commitTS, version), ErrFlashbackNotPrepared)
+	require.NoError(t, h.store.PrepareFlashback(h.ctx, nil, start, end, startTS, version))
+	require.NoError(t, h.store.PrepareFlashback(h.ctx, nil, start, end, startTS, version)) // a retry changes nothing
 	require.Nil(t, h.loadLock("k5"), "prepare rolls back the range's locks")
 	require.NotNil(t, h.writeAt("k5", 13), "with a rollback record")
 	lock := h.loadLock("k")
 	require.Equal(t, uint64(startTS), lock.StartTS)
 	require.Equal(t, "v1", string(lock.ShortValue))
 
-	require.NoError(t, h.store.Flashback(h.ctx, start, end, startTS, commitTS, version))
+	require.NoError(t, h.store.Flashback(h.ctx, nil, start, end, startTS, commitTS, version))
 	h.mustGet("k", commitTS, "v1")
 	h.mustGet("k2", commitTS, long)
 	h.mustGetNone("k3", commitTS)
@@ -56,7 +56,7 @@ func TestFlashback(t *testing.T) {
 	require.Nil(t, h.loadLock("k"))
 	h.mustGet("k2", 12, "short") // history below commit_ts stays
 
-	require.ErrorIs(t, h.store.Flashback(h.ctx, start, end, startTS, commitTS, version), ErrFlashbackNotPrepared,
+	require.ErrorIs(t, h.store.Flashback(h.ctx, nil, start, end, startTS, commitTS, version), ErrFlashbackNotPrepared,
 		"a finished range is no longer prepared")
 	require.GreaterOrEqual(t, h.store.ConcurrencyManager().MaxTS(), uint64(commitTS))
 }
@@ -71,8 +71,8 @@ func TestFlashbackToLaterVersions(t *testing.T) {
 		want    string // "" for no value
 	}{{1, ""}, {2, "v1"}, {5, "v1"}, {10, ""}, {13, "v2"}, {2, "v1"}} {
 		start, commit := ts, ts+1
-		require.NoError(t, h.store.PrepareFlashback(h.ctx, []byte("k"), []byte("k0"), start, step.version))
-		require.NoError(t, h.store.Flashback(h.ctx, []byte("k"), []byte("k0"), start, commit, step.version))
+		require.NoError(t, h.store.PrepareFlashback(h.ctx, nil, []byte("k"), []byte("k0"), start, step.version))
+		require.NoError(t, h.store.Flashback(h.ctx, nil, []byte("k"), []byte("k0"), start, commit, step.version))
 		if step.want == "" {
 			h.mustGetNone("k", commit)
 		} else {

@@ -39,7 +39,7 @@ func (s *Store) Flush(ctx context.Context, req *kvrpcpb.FlushRequest) (*kvrpcpb.
 		cm:         s.cm,
 		generation: req.GetGeneration(),
 	}
-	keyErrs, err := s.prewrite(ctx, p)
+	keyErrs, err := s.prewrite(ctx, req.GetContext(), p)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +56,7 @@ func (s *Store) BufferBatchGet(ctx context.Context, req *kvrpcpb.BufferBatchGetR
 	keys := slices.Clone(req.GetKeys())
 	slices.SortFunc(keys, bytes.Compare)
 	keys = slices.CompactFunc(keys, bytes.Equal)
-	pairs, err := s.readPairs(ctx, keys, func(r *Reader, _ int, key []byte) (*kvrpcpb.KvPair, error) {
+	pairs, err := s.readPairs(ctx, req.GetContext(), keys, func(r *Reader, _ int, key []byte) (*kvrpcpb.KvPair, error) {
 		return bufferedPair(r, key, req.GetVersion())
 	})
 	if err != nil {

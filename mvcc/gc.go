@@ -3,7 +3,9 @@ package mvcc
 import (
 	"context"
 
+	"github.com/pingcap/kvproto/pkg/kvrpcpb"
 	"github.com/tinykv/tinykv/engine"
+	"github.com/tinykv/tinykv/storage"
 )
 
 // gcBatchKeys is how many user keys GC cleans per write.
@@ -18,18 +20,20 @@ const deleteRangeBatch = 10_000
 // value). A newest Delete below the safe point goes too, as do Lock and
 // Rollback records, which matter only to transactions that can no longer
 // run. Locks are left alone. Each batch of keys is cleaned under latches.
-func (s *Store) GC(ctx context.Context, start, end []byte, safePoint uint64) error {
+// Reads and writes are addressed with reqCtx: the context of the KvGC
+// request served, or nil for the store's own GC.
+func (s *Store) GC(ctx context.Context, reqCtx *kvrpcpb.Context, start, end []byte, safePoint uint64) error {
 	next := start
 	for {
 		var keys [][]byte
-		err := s.withReader(ctx, func(r *Reader) (err error) {
+		err := s.withReader(ctx, reqCtx, func(r *Reader) (err error) {
 			keys, err = r.scanUserKeys(next, end, gcBatchKeys)
 			return err
 		})
 		if err != nil || len(keys) == 0 {
 			return err
 		}
-		if err := s.gcKeys(ctx, keys, safePoint); err != nil {
+		if err := s.gcKeys(ctx, reqCtx, keys, safePoint); err != nil {
 			return err
 		}
 		if len(keys) < gcBatchKeys {
@@ -39,8 +43,8 @@ func (s *Store) GC(ctx context.Context, start, end []byte, safePoint uint64) err
 	}
 }
 
-func (s *Store) gcKeys(ctx context.Context, keys [][]byte, safePoint uint64) error {
-	return s.execute(ctx, keys, func(r *Reader, t *txn) error {
+func (s *Store) gcKeys(ctx context.Context, reqCtx *kvrpcpb.Context, keys [][]byte, safePoint uint64) error {
+	return s.execute(ctx, reqCtx, keys, func(r *Reader, t *txn) error {
 		for _, key := range keys {
 			if err := gcKey(r, t, EncodeKey(key), safePoint); err != nil {
 				return err
@@ -97,26 +101,27 @@ func (r *Reader) scanUserKeys(start, end []byte, limit int) ([][]byte, error) {
 // [start, end) (empty end: unbounded), as UnsafeDestroyRange does. It
 // takes no latches and is not atomic: it deletes in batches, so a failure
 // leaves part of the range deleted, and concurrent transactions on the
-// range see an unspecified state.
-func (s *Store) DeleteRange(ctx context.Context, start, end []byte) error {
+// range see an unspecified state. Reads and writes are addressed with
+// reqCtx, the request's context.
+func (s *Store) DeleteRange(ctx context.Context, reqCtx *kvrpcpb.Context, start, end []byte) error {
 	for _, cf := range engine.AllCFs() {
-		if err := s.deleteRangeCF(ctx, cf, lockBounds(start, end, false)); err != nil {
+		if err := s.deleteRangeCF(ctx, reqCtx, cf, lockBounds(start, end, false)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Store) deleteRangeCF(ctx context.Context, cf engine.CF, bounds engine.IterOptions) error {
+func (s *Store) deleteRangeCF(ctx context.Context, reqCtx *kvrpcpb.Context, cf engine.CF, bounds engine.IterOptions) error {
 	bounds.KeyOnly = true
-	var batch []Modify
-	err := s.withReader(ctx, func(r *Reader) error {
+	var batch []storage.Modify
+	err := s.withReader(ctx, reqCtx, func(r *Reader) error {
 		it := r.snap.NewIterator(cf, bounds)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			batch = append(batch, Modify{CF: cf, Key: append([]byte(nil), it.Key()...), Delete: true})
+			batch = append(batch, storage.Modify{CF: cf, Key: append([]byte(nil), it.Key()...), Delete: true})
 			if len(batch) == deleteRangeBatch {
-				if err := s.storage.Write(ctx, batch); err != nil {
+				if err := s.storage.Write(ctx, reqCtx, batch); err != nil {
 					return err
 				}
 				batch = nil
@@ -127,5 +132,5 @@ func (s *Store) deleteRangeCF(ctx context.Context, cf engine.CF, bounds engine.I
 	if err != nil {
 		return err
 	}
-	return s.storage.Write(ctx, batch)
+	return s.storage.Write(ctx, reqCtx, batch)
 }

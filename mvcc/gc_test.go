@@ -37,7 +37,7 @@ func TestGC(t *testing.T) {
 	h.mustPrewrite(prewriteReq("d", 30, del("d")))
 	h.mustCommit(30, 40, "d")
 
-	require.NoError(t, h.store.GC(h.ctx, nil, nil, 75))
+	require.NoError(t, h.store.GC(h.ctx, nil, nil, nil, 75))
 	require.Equal(t, []uint64{90, 40}, commitTimestamps(h.info("k")),
 		"the newest Put below the safe point stays; Lock, Rollback and older Puts go")
 	require.Empty(t, h.info("k").Values, "the long value of the dropped Put is deleted")
@@ -47,7 +47,7 @@ func TestGC(t *testing.T) {
 	require.Empty(t, h.info("d").Values)
 	h.mustGetNone("d", 75)
 
-	require.NoError(t, h.store.GC(h.ctx, nil, nil, 100))
+	require.NoError(t, h.store.GC(h.ctx, nil, nil, nil, 100))
 	require.Equal(t, []uint64{90}, commitTimestamps(h.info("k")))
 	h.mustGet("k", 100, "v90")
 }
@@ -57,7 +57,7 @@ func TestDeleteRange(t *testing.T) {
 	h.mustPrewritePut("a", 10, "a", "1", "b", strings.Repeat("x", 300), "c", "3")
 	h.mustCommit(10, 20, "a", "b", "c")
 	h.mustPrewritePut("b", 30, "b", "locked")
-	require.NoError(t, h.store.DeleteRange(h.ctx, []byte("b"), []byte("c")))
+	require.NoError(t, h.store.DeleteRange(h.ctx, nil, []byte("b"), []byte("c")))
 	require.Equal(t, &kvrpcpb.MvccInfo{}, h.info("b"))
 	h.mustGet("a", 20, "1")
 	h.mustGet("c", 20, "3")
@@ -69,17 +69,17 @@ func TestMvccGetByStartTs(t *testing.T) {
 	h.mustCommit(10, 20, "a")
 	h.mustPrewritePut("b", 30, "b", "2")
 
-	key, info, err := h.store.MvccGetByStartTs(h.ctx, 10)
+	key, info, err := h.store.MvccGetByStartTs(h.ctx, nil, 10)
 	require.NoError(t, err)
 	require.Equal(t, []byte("a"), key)
 	require.Equal(t, uint64(20), info.Writes[0].CommitTs)
 
-	key, info, err = h.store.MvccGetByStartTs(h.ctx, 30)
+	key, info, err = h.store.MvccGetByStartTs(h.ctx, nil, 30)
 	require.NoError(t, err)
 	require.Equal(t, []byte("b"), key)
 	require.Equal(t, uint64(30), info.Lock.StartTs)
 
-	key, _, err = h.store.MvccGetByStartTs(h.ctx, 99)
+	key, _, err = h.store.MvccGetByStartTs(h.ctx, nil, 99)
 	require.NoError(t, err)
 	require.Nil(t, key)
 }
@@ -136,7 +136,7 @@ func TestBatchedCommandsCoverEveryKey(t *testing.T) {
 	}
 	h.mustPrewrite(prewriteReq(keys[0], 30, muts...))
 	h.mustCommit(30, 40, keys...)
-	require.NoError(t, h.store.GC(h.ctx, nil, nil, 50))
+	require.NoError(t, h.store.GC(h.ctx, nil, nil, nil, 50))
 	for _, k := range keys {
 		require.Equal(t, []uint64{40}, commitTimestamps(h.info(k)), k)
 	}
@@ -147,7 +147,7 @@ func TestReaderLookups(t *testing.T) {
 	h.mustPrewritePut("k", 10, "k", "v1")
 	h.mustCommit(10, 20, "k")
 	require.Nil(t, h.rollback(25, "k"))
-	require.NoError(t, h.store.withReader(h.ctx, func(r *Reader) error {
+	require.NoError(t, h.store.withReader(h.ctx, nil, func(r *Reader) error {
 		commitTS, w, err := r.SeekWrite([]byte("k"), MaxTS)
 		require.NoError(t, err)
 		require.Equal(t, uint64(25), commitTS)

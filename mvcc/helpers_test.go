@@ -7,6 +7,7 @@ import (
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
 	"github.com/stretchr/testify/require"
 	"github.com/tinykv/tinykv/engine"
+	"github.com/tinykv/tinykv/storage"
 )
 
 // harness drives a Store over an in-memory engine.
@@ -21,7 +22,7 @@ func newHarness(t *testing.T) *harness {
 	e, err := engine.Open(t.TempDir(), engine.Options{InMemory: true, MemTableSize: engine.MinMemTableSize, LockRank: LockRank})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, e.Close()) })
-	return &harness{t: t, ctx: context.Background(), store: NewStore(NewStandalone(e), NewConcurrencyManager(1))}
+	return &harness{t: t, ctx: context.Background(), store: NewStore(storage.NewStandalone(e), NewConcurrencyManager(1))}
 }
 
 func put(key, value string) *kvrpcpb.Mutation {
@@ -126,7 +127,7 @@ func (h *harness) mustGetLocked(key string, ts uint64) *kvrpcpb.LockInfo {
 
 func (h *harness) info(key string) *kvrpcpb.MvccInfo {
 	h.t.Helper()
-	info, err := h.store.MvccGetByKey(h.ctx, []byte(key))
+	info, err := h.store.MvccGetByKey(h.ctx, nil, []byte(key))
 	require.NoError(h.t, err)
 	return info
 }
@@ -151,7 +152,7 @@ func (h *harness) writeAt(key string, commitTS uint64) *kvrpcpb.MvccWrite {
 func (h *harness) loadLock(key string) *Lock {
 	h.t.Helper()
 	var lock *Lock
-	require.NoError(h.t, h.store.withReader(h.ctx, func(r *Reader) (err error) {
+	require.NoError(h.t, h.store.withReader(h.ctx, nil, func(r *Reader) (err error) {
 		lock, err = r.LoadLock([]byte(key))
 		return err
 	}))

@@ -12,7 +12,7 @@ func TestIngestPutIsReadableAtAndAfterCommitTS(t *testing.T) {
 	h := newHarness(t)
 	long := strings.Repeat("v", 1000)
 	mods := append(IngestPut([]byte("short"), []byte("s"), 100), IngestPut([]byte("long"), []byte(long), 100)...)
-	if err := h.store.storage.Write(context.Background(), mods); err != nil {
+	if err := h.store.storage.Write(context.Background(), nil, mods); err != nil {
 		t.Fatal(err)
 	}
 	h.mustGet("short", 100, "s")

@@ -9,10 +9,11 @@ import (
 )
 
 // MvccGetByKey returns everything stored about a raw key: its lock, its
-// write records newest first, and its CfDefault values newest first.
-func (s *Store) MvccGetByKey(ctx context.Context, key []byte) (*kvrpcpb.MvccInfo, error) {
+// write records newest first, and its CfDefault values newest first, read
+// for reqCtx, the request's context.
+func (s *Store) MvccGetByKey(ctx context.Context, reqCtx *kvrpcpb.Context, key []byte) (*kvrpcpb.MvccInfo, error) {
 	var info *kvrpcpb.MvccInfo
-	err := s.withReader(ctx, func(r *Reader) (err error) {
+	err := s.withReader(ctx, reqCtx, func(r *Reader) (err error) {
 		info, err = r.mvccInfo(EncodeKey(key))
 		return err
 	})
@@ -21,11 +22,12 @@ func (s *Store) MvccGetByKey(ctx context.Context, key []byte) (*kvrpcpb.MvccInfo
 
 // MvccGetByStartTs finds a key written by transaction startTS (locked by
 // it, or with a record of it) and returns the key and its MvccInfo; a nil
-// key means none was found. It scans the whole store.
-func (s *Store) MvccGetByStartTs(ctx context.Context, startTS uint64) ([]byte, *kvrpcpb.MvccInfo, error) {
+// key means none was found. It scans the whole snapshot, taken for reqCtx,
+// the request's context.
+func (s *Store) MvccGetByStartTs(ctx context.Context, reqCtx *kvrpcpb.Context, startTS uint64) ([]byte, *kvrpcpb.MvccInfo, error) {
 	var key []byte
 	var info *kvrpcpb.MvccInfo
-	err := s.withReader(ctx, func(r *Reader) error {
+	err := s.withReader(ctx, reqCtx, func(r *Reader) error {
 		encoded, err := r.findKeyOfTxn(startTS)
 		if err != nil || encoded == nil {
 			return err

@@ -56,7 +56,7 @@ func (s *Store) PessimisticLock(ctx context.Context, req *kvrpcpb.PessimisticLoc
 		keys[i] = m.GetKey()
 	}
 	results := make([]lockedKey, len(keys))
-	err := s.execute(ctx, keys, func(r *Reader, t *txn) error {
+	err := s.execute(ctx, req.GetContext(), keys, func(r *Reader, t *txn) error {
 		if req.GetLockOnlyIfExists() && !req.GetReturnValues() {
 			return errAbort(ErrInvalidRequest, "lock_only_if_exists without return_values")
 		}
@@ -256,7 +256,7 @@ func seekWriteEncoded(r *Reader, encoded []byte, ts uint64) (commitTS uint64, wr
 // transaction's pessimistic locks with for_update_ts <= the request's, and
 // leaves every other lock alone.
 func (s *Store) PessimisticRollback(ctx context.Context, req *kvrpcpb.PessimisticRollbackRequest) (*kvrpcpb.PessimisticRollbackResponse, error) {
-	err := s.execute(ctx, req.GetKeys(), func(r *Reader, t *txn) error {
+	err := s.execute(ctx, req.GetContext(), req.GetKeys(), func(r *Reader, t *txn) error {
 		for _, key := range req.GetKeys() {
 			encoded := EncodeKey(key)
 			lock, err := r.loadLockEncoded(encoded)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
+	"github.com/tinykv/tinykv/storage"
 )
 
 // Prewrite serves KvPrewrite, optimistic and pessimistic (for_update_ts !=
@@ -25,7 +26,7 @@ import (
 // returns min_commit_ts = one_pc_commit_ts = 0.
 func (s *Store) Prewrite(ctx context.Context, req *kvrpcpb.PrewriteRequest) (*kvrpcpb.PrewriteResponse, error) {
 	p := &prewriter{req: req, cm: s.cm}
-	keyErrs, err := s.prewrite(ctx, p)
+	keyErrs, err := s.prewrite(ctx, req.GetContext(), p)
 	switch {
 	case err != nil:
 		return nil, err
@@ -39,13 +40,14 @@ func (s *Store) Prewrite(ctx context.Context, req *kvrpcpb.PrewriteRequest) (*kv
 
 // prewrite runs p under the latches of its keys: it checks every mutation
 // and, if all pass and the transaction is not found committed already,
-// writes the locks (or the 1PC commit records). It returns the KeyErrors
-// that fail the prewrite, or a storage error.
-func (s *Store) prewrite(ctx context.Context, p *prewriter) ([]*kvrpcpb.KeyError, error) {
+// writes the locks (or the 1PC commit records), reading and writing for
+// reqCtx. It returns the KeyErrors that fail the prewrite, or a storage
+// error.
+func (s *Store) prewrite(ctx context.Context, reqCtx *kvrpcpb.Context, p *prewriter) ([]*kvrpcpb.KeyError, error) {
 	guard := s.latches.Acquire(MutationKeys(p.req.GetMutations()))
 	defer guard.Release()
 	var keyErrs []*kvrpcpb.KeyError
-	err := s.withReader(ctx, func(r *Reader) (err error) {
+	err := s.withReader(ctx, reqCtx, func(r *Reader) (err error) {
 		keyErrs, err = p.checkMutations(r)
 		return err
 	})
@@ -54,7 +56,7 @@ func (s *Store) prewrite(ctx context.Context, p *prewriter) ([]*kvrpcpb.KeyError
 	}
 	memLocks := p.chooseCommitTS()
 	defer memLocks.release()
-	return nil, s.storage.Write(ctx, p.modifies())
+	return nil, s.storage.Write(ctx, reqCtx, p.modifies())
 }
 
 // MutationKeys returns the keys of mutations, in order.
@@ -456,7 +458,7 @@ func (p *prewriter) isOnePC() bool { return p.req.GetTryOnePc() && p.commitTS !=
 
 // modifies returns the writes of the prewrite: locks and long values, or
 // for 1PC the commit records directly.
-func (p *prewriter) modifies() []Modify {
+func (p *prewriter) modifies() []storage.Modify {
 	t := &txn{}
 	for _, pl := range p.planned {
 		if pl.longValue != nil {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
 	"github.com/tinykv/tinykv/engine"
+	"github.com/tinykv/tinykv/storage"
 )
 
 // ReadOptions says at which timestamp and how a snapshot read sees locks.
@@ -104,7 +105,7 @@ func (r *Reader) Scan(opts ScanOptions) ([]*kvrpcpb.KvPair, error) {
 	writes := r.snap.NewIterator(engine.CfWrite, bounds)
 	defer writes.Close()
 	writes.Rewind()
-	var locks Iterator
+	var locks storage.Iterator
 	if opts.checksLocks() {
 		locks = r.snap.NewIterator(engine.CfLock, bounds)
 		defer locks.Close()
@@ -194,8 +195,8 @@ type scannedKey struct {
 
 // scanCursor merges the user keys of CfWrite and CfLock in scan order.
 type scanCursor struct {
-	writes  Iterator // over versioned keys; positioned on the next user key's versions
-	locks   Iterator // nil when locks are not checked
+	writes  storage.Iterator // over versioned keys; positioned on the next user key's versions
+	locks   storage.Iterator // nil when locks are not checked
 	reverse bool
 	ts      uint64 // the read timestamp
 }

@@ -5,20 +5,21 @@ import (
 	"fmt"
 
 	"github.com/tinykv/tinykv/engine"
+	"github.com/tinykv/tinykv/storage"
 )
 
 // Reader reads locks, write records and values from one snapshot. Keys in
 // its API are raw user keys. It is not safe for concurrent use; Close it
 // before the snapshot.
 type Reader struct {
-	snap Snapshot
+	snap storage.Snapshot
 	// writes is an unbounded forward iterator over CfWrite, created on
 	// first use and reused for every version lookup.
-	writes Iterator
+	writes storage.Iterator
 }
 
 // NewReader returns a Reader over snap.
-func NewReader(snap Snapshot) *Reader { return &Reader{snap: snap} }
+func NewReader(snap storage.Snapshot) *Reader { return &Reader{snap: snap} }
 
 // Close releases the reader's iterators (not the snapshot).
 func (r *Reader) Close() {
@@ -129,7 +130,7 @@ func (r *Reader) versions(encoded []byte, fromTS uint64, fn func(commitTS uint64
 
 // currentWrite decodes the write record of encoded@commitTS that the CfWrite
 // iterator is on.
-func currentWrite(it Iterator, encoded []byte, commitTS uint64) (*Write, error) {
+func currentWrite(it storage.Iterator, encoded []byte, commitTS uint64) (*Write, error) {
 	value, err := it.Value()
 	if err != nil {
 		return nil, err

@@ -25,9 +25,9 @@ func (s *Store) ResolveLock(ctx context.Context, req *kvrpcpb.ResolveLockRequest
 	}
 	var err error
 	if len(req.GetKeys()) > 0 {
-		err = s.resolveKeys(ctx, req.GetKeys(), req.GetStartVersion(), req.GetCommitVersion())
+		err = s.resolveKeys(ctx, req.GetContext(), req.GetKeys(), req.GetStartVersion(), req.GetCommitVersion())
 	} else {
-		err = s.resolveScannedLocks(ctx, commitTSOf)
+		err = s.resolveScannedLocks(ctx, req.GetContext(), commitTSOf)
 	}
 	keyErr, err := splitKeyError(err)
 	if err != nil {
@@ -37,8 +37,8 @@ func (s *Store) ResolveLock(ctx context.Context, req *kvrpcpb.ResolveLockRequest
 }
 
 // resolveKeys resolves the given keys of one transaction.
-func (s *Store) resolveKeys(ctx context.Context, keys [][]byte, startTS, commitTS uint64) error {
-	return s.execute(ctx, keys, func(r *Reader, t *txn) error {
+func (s *Store) resolveKeys(ctx context.Context, reqCtx *kvrpcpb.Context, keys [][]byte, startTS, commitTS uint64) error {
+	return s.execute(ctx, reqCtx, keys, func(r *Reader, t *txn) error {
 		for _, key := range keys {
 			if err := resolveKey(r, t, key, startTS, commitTS); err != nil {
 				return err
@@ -50,11 +50,11 @@ func (s *Store) resolveKeys(ctx context.Context, keys [][]byte, startTS, commitT
 
 // resolveScannedLocks finds the locks of the transactions in commitTSOf
 // and resolves them, a batch at a time.
-func (s *Store) resolveScannedLocks(ctx context.Context, commitTSOf map[uint64]uint64) error {
+func (s *Store) resolveScannedLocks(ctx context.Context, reqCtx *kvrpcpb.Context, commitTSOf map[uint64]uint64) error {
 	var start []byte
 	for {
 		var locks []KeyLock
-		err := s.withReader(ctx, func(r *Reader) (err error) {
+		err := s.withReader(ctx, reqCtx, func(r *Reader) (err error) {
 			locks, err = r.ScanLocks(start, nil, resolveLockBatch, func(l *Lock) bool {
 				_, ok := commitTSOf[l.StartTS]
 				return ok
@@ -64,7 +64,7 @@ func (s *Store) resolveScannedLocks(ctx context.Context, commitTSOf map[uint64]u
 		if err != nil || len(locks) == 0 {
 			return err
 		}
-		if err := s.resolveBatch(ctx, locks, commitTSOf); err != nil {
+		if err := s.resolveBatch(ctx, reqCtx, locks, commitTSOf); err != nil {
 			return err
 		}
 		if len(locks) < resolveLockBatch {
@@ -76,12 +76,12 @@ func (s *Store) resolveScannedLocks(ctx context.Context, commitTSOf map[uint64]u
 
 // resolveBatch resolves scanned locks under their latches; a lock that
 // changed since the scan is resolved by what it is now.
-func (s *Store) resolveBatch(ctx context.Context, locks []KeyLock, commitTSOf map[uint64]uint64) error {
+func (s *Store) resolveBatch(ctx context.Context, reqCtx *kvrpcpb.Context, locks []KeyLock, commitTSOf map[uint64]uint64) error {
 	keys := make([][]byte, len(locks))
 	for i, kl := range locks {
 		keys[i] = kl.Key
 	}
-	return s.execute(ctx, keys, func(r *Reader, t *txn) error {
+	return s.execute(ctx, reqCtx, keys, func(r *Reader, t *txn) error {
 		for _, key := range keys {
 			lock, err := r.LoadLock(key)
 			if err != nil {
@@ -121,7 +121,7 @@ func resolveKey(r *Reader, t *txn, key []byte, startTS, commitTS uint64) error {
 func (s *Store) CheckSecondaryLocks(ctx context.Context, req *kvrpcpb.CheckSecondaryLocksRequest) (*kvrpcpb.CheckSecondaryLocksResponse, error) {
 	s.cm.UpdateMaxTS(req.GetStartVersion())
 	resp := &kvrpcpb.CheckSecondaryLocksResponse{}
-	err := s.execute(ctx, req.GetKeys(), func(r *Reader, t *txn) error {
+	err := s.execute(ctx, req.GetContext(), req.GetKeys(), func(r *Reader, t *txn) error {
 		for _, key := range req.GetKeys() {
 			status, err := checkSecondaryLock(r, t, key, req.GetStartVersion())
 			if err != nil {

@@ -13,7 +13,7 @@ import (
 // every key, whatever the lock's TTL, leaving a Rollback record so that a
 // late prewrite fails. Rolling back a committed key fails.
 func (s *Store) BatchRollback(ctx context.Context, req *kvrpcpb.BatchRollbackRequest) (*kvrpcpb.BatchRollbackResponse, error) {
-	err := s.execute(ctx, req.GetKeys(), func(r *Reader, t *txn) error {
+	err := s.execute(ctx, req.GetContext(), req.GetKeys(), func(r *Reader, t *txn) error {
 		for _, key := range req.GetKeys() {
 			if err := cleanupKey(r, t, key, req.GetStartVersion(), 0, false); err != nil {
 				return err
@@ -36,7 +36,7 @@ func (s *Store) Cleanup(ctx context.Context, req *kvrpcpb.CleanupRequest) (*kvrp
 	// No async-commit or 1PC commit may land on the protected Rollback.
 	s.cm.UpdateMaxTS(req.GetStartVersion())
 	var commitTS uint64
-	err := s.execute(ctx, [][]byte{req.GetKey()}, func(r *Reader, t *txn) error {
+	err := s.execute(ctx, req.GetContext(), [][]byte{req.GetKey()}, func(r *Reader, t *txn) error {
 		err := cleanupKey(r, t, req.GetKey(), req.GetStartVersion(), req.GetCurrentTs(), true)
 		var committed *committedError
 		if errors.As(err, &committed) {

@@ -5,27 +5,30 @@ import (
 	"math"
 
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
+	"github.com/tinykv/tinykv/storage"
 )
 
 // defaultLatchSlots is the number of latch slots of a Store.
 const defaultLatchSlots = 1 << 12
 
-// Store runs TiKV's transactional KV commands over a Storage. Every write
-// command holds the latches of its keys from the snapshot it reads until
-// its modifies are written, so commands on the same keys are serialised.
-// Methods take kvrpcpb requests and return kvrpcpb responses with
-// transaction errors in the fields where TiKV puts them; a returned error
-// is a storage failure. Region errors are left to the caller.
+// Store runs TiKV's transactional KV commands over a storage.Storage. Every
+// write command holds the latches of its keys from the snapshot it reads
+// until its modifies are written, so commands on the same keys are
+// serialised. Methods take kvrpcpb requests and return kvrpcpb responses
+// with transaction errors in the fields where TiKV puts them; a returned
+// error is a storage failure. Every snapshot and write of a command is
+// addressed with the command's request context (req.GetContext()). Region
+// errors are left to the caller: a storage error carrying a
+// *storage.RegionError is returned as it is, never turned into a key error.
 type Store struct {
-	storage Storage
+	storage storage.Storage
 	latches *Latches
 	cm      *ConcurrencyManager
 }
 
-// NewStore returns a Store over storage using cm for max_ts and in-memory
-// locks.
-func NewStore(storage Storage, cm *ConcurrencyManager) *Store {
-	return &Store{storage: storage, latches: NewLatches(defaultLatchSlots), cm: cm}
+// NewStore returns a Store over st using cm for max_ts and in-memory locks.
+func NewStore(st storage.Storage, cm *ConcurrencyManager) *Store {
+	return &Store{storage: st, latches: NewLatches(defaultLatchSlots), cm: cm}
 }
 
 // ConcurrencyManager returns the Store's concurrency manager.
@@ -33,19 +36,22 @@ func (s *Store) ConcurrencyManager() *ConcurrencyManager { return s.cm }
 
 // execute runs a write command: under the latches of keys, fn reads a
 // fresh snapshot and buffers modifies, which are written if fn succeeds.
-func (s *Store) execute(ctx context.Context, keys [][]byte, fn func(r *Reader, t *txn) error) error {
+// The snapshot and the write are addressed with reqCtx, the request
+// context of the command (nil for work that serves no request).
+func (s *Store) execute(ctx context.Context, reqCtx *kvrpcpb.Context, keys [][]byte, fn func(r *Reader, t *txn) error) error {
 	guard := s.latches.Acquire(keys)
 	defer guard.Release()
 	t := &txn{}
-	if err := s.withReader(ctx, func(r *Reader) error { return fn(r, t) }); err != nil {
+	if err := s.withReader(ctx, reqCtx, func(r *Reader) error { return fn(r, t) }); err != nil {
 		return err
 	}
-	return s.storage.Write(ctx, t.modifies)
+	return s.storage.Write(ctx, reqCtx, t.modifies)
 }
 
-// withReader calls fn with a reader over a fresh snapshot.
-func (s *Store) withReader(ctx context.Context, fn func(r *Reader) error) error {
-	snap, err := s.storage.Snapshot(ctx)
+// withReader calls fn with a reader over a fresh snapshot taken for
+// reqCtx.
+func (s *Store) withReader(ctx context.Context, reqCtx *kvrpcpb.Context, fn func(r *Reader) error) error {
+	snap, err := s.storage.Snapshot(ctx, reqCtx)
 	if err != nil {
 		return err
 	}
@@ -56,10 +62,11 @@ func (s *Store) withReader(ctx context.Context, fn func(r *Reader) error) error 
 }
 
 // splitKeyError separates a transaction error (returned as the proto) from
-// a storage failure (returned as err).
+// a storage failure (returned as err). A region error is a storage failure
+// whatever else its chain holds.
 func splitKeyError(err error) (*kvrpcpb.KeyError, error) {
-	if err == nil {
-		return nil, nil
+	if err == nil || storage.AsRegionError(err) != nil {
+		return nil, err
 	}
 	if keyErr, ok := ToKeyError(err); ok {
 		return keyErr, nil
@@ -91,7 +98,7 @@ func (s *Store) Get(ctx context.Context, req *kvrpcpb.GetRequest) (*kvrpcpb.GetR
 	var found bool
 	err := s.prepareKeyRead(opts, req.GetKey())
 	if err == nil {
-		err = s.withReader(ctx, func(r *Reader) (err error) {
+		err = s.withReader(ctx, req.GetContext(), func(r *Reader) (err error) {
 			value, found, err = r.Get(req.GetKey(), opts)
 			return err
 		})
@@ -112,7 +119,7 @@ func (s *Store) BatchGet(ctx context.Context, req *kvrpcpb.BatchGetRequest) (*kv
 	for i, key := range req.GetKeys() {
 		memoryErrs[i] = s.prepareKeyRead(opts, key)
 	}
-	pairs, err := s.readPairs(ctx, req.GetKeys(), func(r *Reader, i int, key []byte) (*kvrpcpb.KvPair, error) {
+	pairs, err := s.readPairs(ctx, req.GetContext(), req.GetKeys(), func(r *Reader, i int, key []byte) (*kvrpcpb.KvPair, error) {
 		return batchGetPair(r, key, opts, memoryErrs[i])
 	})
 	if err != nil {
@@ -121,12 +128,12 @@ func (s *Store) BatchGet(ctx context.Context, req *kvrpcpb.BatchGetRequest) (*kv
 	return &kvrpcpb.BatchGetResponse{Pairs: pairs}, nil
 }
 
-// readPairs reads, from one snapshot, the pair of each key in order
-// (pairOf gets the key's index); a nil pair is left out.
-func (s *Store) readPairs(ctx context.Context, keys [][]byte,
+// readPairs reads, from one snapshot taken for reqCtx, the pair of each key
+// in order (pairOf gets the key's index); a nil pair is left out.
+func (s *Store) readPairs(ctx context.Context, reqCtx *kvrpcpb.Context, keys [][]byte,
 	pairOf func(r *Reader, i int, key []byte) (*kvrpcpb.KvPair, error)) ([]*kvrpcpb.KvPair, error) {
 	var pairs []*kvrpcpb.KvPair
-	err := s.withReader(ctx, func(r *Reader) error {
+	err := s.withReader(ctx, reqCtx, func(r *Reader) error {
 		for i, key := range keys {
 			pair, err := pairOf(r, i, key)
 			if err != nil {
@@ -183,7 +190,7 @@ func (s *Store) Scan(ctx context.Context, req *kvrpcpb.ScanRequest) (*kvrpcpb.Sc
 		return s.cm.CheckRange(opts.Start, opts.End, check)
 	})
 	if err == nil {
-		err = s.withReader(ctx, func(r *Reader) (err error) {
+		err = s.withReader(ctx, req.GetContext(), func(r *Reader) (err error) {
 			pairs, err = r.Scan(opts)
 			return err
 		})
@@ -208,7 +215,7 @@ func (s *Store) ScanLock(ctx context.Context, req *kvrpcpb.ScanLockRequest) (*kv
 		return nil
 	})
 	if err == nil {
-		err = s.withReader(ctx, func(r *Reader) error {
+		err = s.withReader(ctx, req.GetContext(), func(r *Reader) error {
 			locks, err := r.ScanLocks(req.GetStartKey(), req.GetEndKey(), int(req.GetLimit()),
 				func(l *Lock) bool { return l.StartTS <= maxVersion })
 			for _, kl := range locks {
@@ -231,7 +238,8 @@ func (s *Store) ScanLock(ctx context.Context, req *kvrpcpb.ScanLockRequest) (*kv
 // async-commit and 1PC prewrites being written (in no order; a transaction
 // may come more than once), then for the stored locks, each transaction
 // once, by ascending start_ts. Its cost grows with the number of
-// transactions, not of locks.
+// transactions, not of locks. It serves no request: its snapshot is taken
+// without a request context, and the locks it finds are the whole store's.
 func (s *Store) LockedTxns(ctx context.Context, maxTS uint64, visit func(startTS, generation uint64)) error {
 	err := s.cm.CheckRange(nil, nil, func(_ []byte, l *Lock) error {
 		if l.StartTS <= maxTS {
@@ -242,7 +250,7 @@ func (s *Store) LockedTxns(ctx context.Context, maxTS uint64, visit func(startTS
 	if err != nil {
 		return err
 	}
-	snap, err := s.storage.Snapshot(ctx)
+	snap, err := s.storage.Snapshot(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -268,5 +276,5 @@ func (s *Store) LockedTxns(ctx context.Context, maxTS uint64, visit func(startTS
 	return nil
 }
 
-// Storage returns the Storage the Store reads and writes.
-func (s *Store) Storage() Storage { return s.storage }
+// Storage returns the storage the Store reads and writes.
+func (s *Store) Storage() storage.Storage { return s.storage }

@@ -4,8 +4,9 @@
 //
 // Requests flow one way: tikvsvc checks the region context, then calls the
 // transaction layer (package mvcc) or the raw layer in this package, both of
-// which read and write through an mvcc.Storage — today a standalone engine,
-// later the replicated raftstore.
+// which read and write through a storage.Storage — today a standalone
+// engine, later the replicated raftstore — addressing every snapshot and
+// write with the request's kvrpcpb.Context.
 //
 // # The region contract
 //
@@ -15,7 +16,11 @@
 // client-go treats a gRPC error as a sick store: store_not_match for another
 // store's peer, region_not_found for an unknown region, epoch_not_match (with
 // the current region, keys memcomparable-encoded) for a stale epoch, and
-// key_not_in_region for a key outside the region.
+// key_not_in_region for a key outside the region. A region error returned
+// by storage (a *storage.RegionError, such as not_leader from a replicated
+// store) is answered the same way by every handler that reaches storage —
+// transactional, raw, coprocessor and import — in region_error and nothing
+// else (splitRegionError), so the client retries with a fresh region.
 //
 // A transactional command that fails in storage (a read error, a damaged
 // record) is answered as TiKV answers it: a key error whose abort carries

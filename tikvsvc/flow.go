@@ -6,9 +6,10 @@ import (
 	"slices"
 	"sync/atomic"
 
+	"github.com/pingcap/kvproto/pkg/kvrpcpb"
 	"github.com/pingcap/kvproto/pkg/metapb"
 	"github.com/tinykv/tinykv/engine"
-	"github.com/tinykv/tinykv/mvcc"
+	"github.com/tinykv/tinykv/storage"
 )
 
 // regionFlow counts what was written to and read from one region since the
@@ -90,15 +91,15 @@ func (m *flowMeter) read(key []byte, size int) {
 	f.readKeys.Add(1)
 }
 
-// meteredStorage is an mvcc.Storage whose writes and reads count in a
+// meteredStorage is a storage.Storage whose writes and reads count in a
 // flowMeter.
 type meteredStorage struct {
-	mvcc.Storage
+	storage.Storage
 	meter *flowMeter
 }
 
-func (s meteredStorage) Write(ctx context.Context, modifies []mvcc.Modify) error {
-	if err := s.Storage.Write(ctx, modifies); err != nil {
+func (s meteredStorage) Write(ctx context.Context, req *kvrpcpb.Context, modifies []storage.Modify) error {
+	if err := s.Storage.Write(ctx, req, modifies); err != nil {
 		return err
 	}
 	for _, m := range modifies {
@@ -107,8 +108,8 @@ func (s meteredStorage) Write(ctx context.Context, modifies []mvcc.Modify) error
 	return nil
 }
 
-func (s meteredStorage) Snapshot(ctx context.Context) (mvcc.Snapshot, error) {
-	snap, err := s.Storage.Snapshot(ctx)
+func (s meteredStorage) Snapshot(ctx context.Context, req *kvrpcpb.Context) (storage.Snapshot, error) {
+	snap, err := s.Storage.Snapshot(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +117,7 @@ func (s meteredStorage) Snapshot(ctx context.Context) (mvcc.Snapshot, error) {
 }
 
 type meteredSnapshot struct {
-	mvcc.Snapshot
+	storage.Snapshot
 	meter *flowMeter
 }
 
@@ -128,13 +129,13 @@ func (s meteredSnapshot) Get(cf engine.CF, key []byte) ([]byte, error) {
 	return value, err
 }
 
-func (s meteredSnapshot) NewIterator(cf engine.CF, opts engine.IterOptions) mvcc.Iterator {
+func (s meteredSnapshot) NewIterator(cf engine.CF, opts engine.IterOptions) storage.Iterator {
 	return meteredIterator{Iterator: s.Snapshot.NewIterator(cf, opts), meter: s.meter}
 }
 
 // meteredIterator counts each value it reads.
 type meteredIterator struct {
-	mvcc.Iterator
+	storage.Iterator
 	meter *flowMeter
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/pingcap/kvproto/pkg/metapb"
 	"github.com/tinykv/tinykv/engine"
 	"github.com/tinykv/tinykv/mvcc"
+	"github.com/tinykv/tinykv/storage"
 )
 
 // TestFlowMeterAttributesFlowByRegion: writes and reads through a metered
@@ -22,9 +23,9 @@ func TestFlowMeterAttributesFlowByRegion(t *testing.T) {
 		{Id: 2, StartKey: []byte("m")},
 		{Id: 1, EndKey: []byte("m")},
 	})
-	storage := meteredStorage{Storage: mvcc.NewStandalone(e), meter: meter}
+	metered := meteredStorage{Storage: storage.NewStandalone(e), meter: meter}
 	ctx := context.Background()
-	err = storage.Write(ctx, []mvcc.Modify{
+	err = metered.Write(ctx, nil, []storage.Modify{
 		{CF: engine.CfDefault, Key: []byte("a"), Value: []byte("123")},
 		{CF: engine.CfWrite, Key: []byte("b"), Value: []byte("4")},
 		{CF: engine.CfDefault, Key: []byte("x"), Value: []byte("56789")},
@@ -40,7 +41,7 @@ func TestFlowMeterAttributesFlowByRegion(t *testing.T) {
 		t.Fatalf("region 2 after the write: %+v, want %+v", got, want)
 	}
 
-	snap, err := storage.Snapshot(ctx)
+	snap, err := metered.Snapshot(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

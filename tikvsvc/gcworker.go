@@ -53,7 +53,7 @@ func (w *gcWorker) tick(ctx context.Context) {
 	for _, region := range w.svc.regions.all() {
 		start, end, err := rawRegionRange(region)
 		if err == nil {
-			err = w.svc.txn.GC(ctx, start, end, safePoint)
+			err = w.svc.txn.GC(ctx, nil, start, end, safePoint)
 		}
 		if err != nil {
 			w.svc.log.Warn("gc: region", "region-id", region.GetId(), "safe-point", safePoint, "err", err)

@@ -10,6 +10,7 @@ import (
 	sst "github.com/pingcap/kvproto/pkg/import_sstpb"
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
 	"github.com/tinykv/tinykv/mvcc"
+	"github.com/tinykv/tinykv/storage"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -122,6 +123,9 @@ func stageBatch(w *stagedWriter, batch *sst.WriteBatch, commitTS *uint64) error 
 }
 
 // MultiIngest commits the staged SSTs into the region named by the context.
+// A region error from storage is answered in the response's error, which is
+// the region error field of IngestResponse; the SST stays staged for the
+// retry.
 func (s *importService) MultiIngest(ctx context.Context, req *sst.MultiIngestRequest) (*sst.IngestResponse, error) {
 	return s.ingest(ctx, req.GetContext(), req.GetSsts())
 }
@@ -143,7 +147,10 @@ func (s *importService) ingest(ctx context.Context, kvctx *kvrpcpb.Context, meta
 			// problem to retry, answered in the response as TiKV does.
 			return &sst.IngestResponse{Error: &errorpb.Error{Message: fmt.Sprintf("sst %x: %v", uuid, err)}}, nil
 		}
-		if err := s.ingestOne(ctx, uuid, r); err != nil {
+		if err := s.ingestOne(ctx, kvctx, uuid, r); err != nil {
+			if regionErr, _ := splitRegionError(err); regionErr != nil {
+				return &sst.IngestResponse{Error: regionErr}, nil
+			}
 			return nil, fmt.Errorf("import: ingest sst %x: %w", uuid, err)
 		}
 	}
@@ -152,8 +159,8 @@ func (s *importService) ingest(ctx context.Context, kvctx *kvrpcpb.Context, meta
 
 // ingestOne applies the staged SST that r reads and deletes it; after a
 // failure the SST stays for a retry.
-func (s *importService) ingestOne(ctx context.Context, uuid []byte, r *stagedReader) error {
-	err := s.apply(ctx, r)
+func (s *importService) ingestOne(ctx context.Context, kvctx *kvrpcpb.Context, uuid []byte, r *stagedReader) error {
+	err := s.apply(ctx, kvctx, r)
 	r.file.Close()
 	return errors.Join(err, s.svc.staged.release(uuid, err == nil))
 }
@@ -165,35 +172,40 @@ func (s *importService) DuplicateDetect(req *sst.DuplicateDetectRequest, stream 
 	if _, regionErr := s.svc.regions.check(req.GetContext()); regionErr != nil {
 		return stream.Send(&sst.DuplicateDetectResponse{RegionError: regionErr})
 	}
-	err := s.svc.txn.DetectDuplicates(stream.Context(), req.GetStartKey(), req.GetEndKey(), req.GetMinCommitTs(), req.GetKeyOnly(),
-		func(versions []mvcc.DuplicateVersion) error {
+	err := s.svc.txn.DetectDuplicates(stream.Context(), req.GetContext(), req.GetStartKey(), req.GetEndKey(),
+		req.GetMinCommitTs(), req.GetKeyOnly(), func(versions []mvcc.DuplicateVersion) error {
 			pairs := make([]*sst.KvPair, len(versions))
 			for i, v := range versions {
 				pairs[i] = &sst.KvPair{Key: v.Key, Value: v.Value, CommitTs: v.CommitTS}
 			}
 			return stream.Send(&sst.DuplicateDetectResponse{Pairs: pairs})
 		})
-	if err != nil && stream.Context().Err() == nil {
-		return stream.Send(&sst.DuplicateDetectResponse{KeyError: &sst.Error{Message: err.Error()}})
+	if err == nil || stream.Context().Err() != nil {
+		return nil
 	}
-	return nil
+	regionErr, err := splitRegionError(err)
+	if regionErr != nil {
+		return stream.Send(&sst.DuplicateDetectResponse{RegionError: regionErr})
+	}
+	return stream.Send(&sst.DuplicateDetectResponse{KeyError: &sst.Error{Message: err.Error()}})
 }
 
-// apply writes the pairs of r as committed versions, in batches.
-func (s *importService) apply(ctx context.Context, r *stagedReader) error {
+// apply writes the pairs of r as committed versions, in batches, for the
+// region kvctx addresses.
+func (s *importService) apply(ctx context.Context, kvctx *kvrpcpb.Context, r *stagedReader) error {
 	s.svc.txn.ConcurrencyManager().UpdateMaxTS(r.commitTS)
-	var mods []mvcc.Modify
+	var mods []storage.Modify
 	for {
 		key, value, err := r.next()
 		if errors.Is(err, io.EOF) {
-			return s.write(ctx, mods)
+			return s.write(ctx, kvctx, mods)
 		}
 		if err != nil {
 			return err
 		}
 		mods = append(mods, mvcc.IngestPut(key, value, r.commitTS)...)
 		if len(mods) >= ingestBatch {
-			if err := s.write(ctx, mods); err != nil {
+			if err := s.write(ctx, kvctx, mods); err != nil {
 				return err
 			}
 			mods = nil
@@ -201,9 +213,9 @@ func (s *importService) apply(ctx context.Context, r *stagedReader) error {
 	}
 }
 
-func (s *importService) write(ctx context.Context, mods []mvcc.Modify) error {
+func (s *importService) write(ctx context.Context, kvctx *kvrpcpb.Context, mods []storage.Modify) error {
 	if len(mods) == 0 {
 		return nil
 	}
-	return s.svc.txn.Storage().Write(ctx, mods)
+	return s.svc.txn.Storage().Write(ctx, kvctx, mods)
 }

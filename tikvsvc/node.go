@@ -19,6 +19,7 @@ import (
 	"github.com/tinykv/tinykv/internal/diag"
 	"github.com/tinykv/tinykv/internal/pdclient"
 	"github.com/tinykv/tinykv/mvcc"
+	"github.com/tinykv/tinykv/storage"
 	"google.golang.org/grpc"
 )
 
@@ -230,7 +231,7 @@ func (n *Node) serve(ctx context.Context, regions []*metapb.Region) error {
 	n.svc, err = NewService(ServiceConfig{
 		StoreID:      n.storeID,
 		Regions:      regions,
-		Storage:      mvcc.NewStandalone(n.kv),
+		Storage:      storage.NewStandalone(n.kv),
 		Logger:       n.log,
 		InitialMaxTS: maxTS,
 		ImportDir:    filepath.Join(n.cfg.DataDir, "import"),

@@ -12,16 +12,18 @@ import (
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
 	"github.com/tinykv/tinykv/engine"
 	"github.com/tinykv/tinykv/mvcc"
+	"github.com/tinykv/tinykv/storage"
 )
 
 // rawExpirySize is the length of the expiry suffix of a stored raw value.
 const rawExpirySize = 8
 
-// rawStore implements raw (non-transactional) KV over an mvcc.Storage. Writes
-// take latches on their keys, which makes compare-and-swap atomic with
-// respect to every other raw write.
+// rawStore implements raw (non-transactional) KV over a storage.Storage.
+// Writes take latches on their keys, which makes compare-and-swap atomic
+// with respect to every other raw write. Every snapshot and write is
+// addressed with the request's context, kvctx.
 type rawStore struct {
-	storage mvcc.Storage
+	storage storage.Storage
 	latches *mvcc.Latches
 	now     func() time.Time
 }
@@ -66,8 +68,8 @@ func parseCF(name string) (engine.CF, error) {
 }
 
 // get returns the live value of key, or found=false.
-func (s *rawStore) get(ctx context.Context, cf engine.CF, key []byte) (v rawValue, found bool, err error) {
-	snap, err := s.storage.Snapshot(ctx)
+func (s *rawStore) get(ctx context.Context, kvctx *kvrpcpb.Context, cf engine.CF, key []byte) (v rawValue, found bool, err error) {
+	snap, err := s.storage.Snapshot(ctx, kvctx)
 	if err != nil {
 		return rawValue{}, false, err
 	}
@@ -77,7 +79,7 @@ func (s *rawStore) get(ctx context.Context, cf engine.CF, key []byte) (v rawValu
 
 // getIn returns the live value of key in snap, or found=false; an expired
 // value is not returned.
-func (s *rawStore) getIn(snap mvcc.Snapshot, cf engine.CF, key []byte) (rawValue, bool, error) {
+func (s *rawStore) getIn(snap storage.Snapshot, cf engine.CF, key []byte) (rawValue, bool, error) {
 	stored, err := snap.Get(cf, key)
 	if err != nil || stored == nil {
 		return rawValue{}, false, err
@@ -89,8 +91,8 @@ func (s *rawStore) getIn(snap mvcc.Snapshot, cf engine.CF, key []byte) (rawValue
 	return v, true, nil
 }
 
-func (s *rawStore) batchGet(ctx context.Context, cf engine.CF, keys [][]byte) ([]*kvrpcpb.KvPair, error) {
-	snap, err := s.storage.Snapshot(ctx)
+func (s *rawStore) batchGet(ctx context.Context, kvctx *kvrpcpb.Context, cf engine.CF, keys [][]byte) ([]*kvrpcpb.KvPair, error) {
+	snap, err := s.storage.Snapshot(ctx, kvctx)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +118,7 @@ type rawWrite struct {
 }
 
 // write applies writes atomically under latches.
-func (s *rawStore) write(ctx context.Context, cf engine.CF, writes []rawWrite) error {
+func (s *rawStore) write(ctx context.Context, kvctx *kvrpcpb.Context, cf engine.CF, writes []rawWrite) error {
 	keys := make([][]byte, len(writes))
 	for i, w := range writes {
 		if err := checkWriteKey(w.key); err != nil {
@@ -126,13 +128,13 @@ func (s *rawStore) write(ctx context.Context, cf engine.CF, writes []rawWrite) e
 	}
 	guard := s.latches.Acquire(keys)
 	defer guard.Release()
-	return s.storage.Write(ctx, s.modifies(cf, writes))
+	return s.storage.Write(ctx, kvctx, s.modifies(cf, writes))
 }
 
-func (s *rawStore) modifies(cf engine.CF, writes []rawWrite) []mvcc.Modify {
-	mods := make([]mvcc.Modify, len(writes))
+func (s *rawStore) modifies(cf engine.CF, writes []rawWrite) []storage.Modify {
+	mods := make([]storage.Modify, len(writes))
 	for i, w := range writes {
-		mods[i] = mvcc.Modify{CF: cf, Key: w.key, Delete: w.del}
+		mods[i] = storage.Modify{CF: cf, Key: w.key, Delete: w.del}
 		if !w.del {
 			mods[i].Value = s.encode(w.value, w.ttl)
 		}
@@ -149,13 +151,14 @@ type casResult struct {
 
 // compareAndSwap writes w if the current value of w.key matches the
 // expectation: absent when expectAbsent, else equal to expect.
-func (s *rawStore) compareAndSwap(ctx context.Context, cf engine.CF, w rawWrite, expectAbsent bool, expect []byte) (casResult, error) {
+func (s *rawStore) compareAndSwap(ctx context.Context, kvctx *kvrpcpb.Context, cf engine.CF, w rawWrite,
+	expectAbsent bool, expect []byte) (casResult, error) {
 	if err := checkWriteKey(w.key); err != nil {
 		return casResult{}, err
 	}
 	guard := s.latches.Acquire([][]byte{w.key})
 	defer guard.Release()
-	current, found, err := s.get(ctx, cf, w.key)
+	current, found, err := s.get(ctx, kvctx, cf, w.key)
 	if err != nil {
 		return casResult{}, err
 	}
@@ -163,7 +166,7 @@ func (s *rawStore) compareAndSwap(ctx context.Context, cf engine.CF, w rawWrite,
 	if found == expectAbsent || (found && !bytes.Equal(current.value, expect)) {
 		return res, nil
 	}
-	if err := s.storage.Write(ctx, s.modifies(cf, []rawWrite{w})); err != nil {
+	if err := s.storage.Write(ctx, kvctx, s.modifies(cf, []rawWrite{w})); err != nil {
 		return casResult{}, err
 	}
 	res.succeed = true
@@ -187,8 +190,9 @@ func (r rawScanRange) iterOptions(keyOnly bool) engine.IterOptions {
 
 // scan visits live pairs in range order until fn returns false. The value
 // passed to fn is nil when keyOnly.
-func (s *rawStore) scan(ctx context.Context, cf engine.CF, r rawScanRange, keyOnly bool, fn func(key, value []byte) bool) error {
-	return s.scanRanges(ctx, cf, []rawScanRange{r}, keyOnly, func(_ int, key, value []byte) bool {
+func (s *rawStore) scan(ctx context.Context, kvctx *kvrpcpb.Context, cf engine.CF, r rawScanRange, keyOnly bool,
+	fn func(key, value []byte) bool) error {
+	return s.scanRanges(ctx, kvctx, cf, []rawScanRange{r}, keyOnly, func(_ int, key, value []byte) bool {
 		return fn(key, value)
 	})
 }
@@ -196,9 +200,9 @@ func (s *rawStore) scan(ctx context.Context, cf engine.CF, r rawScanRange, keyOn
 // scanRanges visits the live pairs of each range in turn, all from one
 // snapshot, passing fn the range's index; fn returning false ends that
 // range. The value passed to fn is nil when keyOnly.
-func (s *rawStore) scanRanges(ctx context.Context, cf engine.CF, ranges []rawScanRange, keyOnly bool,
+func (s *rawStore) scanRanges(ctx context.Context, kvctx *kvrpcpb.Context, cf engine.CF, ranges []rawScanRange, keyOnly bool,
 	fn func(i int, key, value []byte) bool) error {
-	snap, err := s.storage.Snapshot(ctx)
+	snap, err := s.storage.Snapshot(ctx, kvctx)
 	if err != nil {
 		return err
 	}
@@ -212,7 +216,7 @@ func (s *rawStore) scanRanges(ctx context.Context, cf engine.CF, ranges []rawSca
 }
 
 // scanIn visits the live pairs of r in snap until fn returns false.
-func (s *rawStore) scanIn(snap mvcc.Snapshot, cf engine.CF, r rawScanRange, keyOnly bool, fn func(key, value []byte) bool) error {
+func (s *rawStore) scanIn(snap storage.Snapshot, cf engine.CF, r rawScanRange, keyOnly bool, fn func(key, value []byte) bool) error {
 	it := snap.NewIterator(cf, r.iterOptions(false))
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
@@ -243,10 +247,10 @@ const deleteRangeBatch = 1024
 
 // deleteRange removes every key in [start, end). It is not atomic: it
 // deletes in batches, each atomic.
-func (s *rawStore) deleteRange(ctx context.Context, cf engine.CF, start, end []byte) error {
+func (s *rawStore) deleteRange(ctx context.Context, kvctx *kvrpcpb.Context, cf engine.CF, start, end []byte) error {
 	for {
 		var batch []rawWrite
-		err := s.scanAll(ctx, cf, rawScanRange{start: start, end: end}, func(key []byte) bool {
+		err := s.scanAll(ctx, kvctx, cf, rawScanRange{start: start, end: end}, func(key []byte) bool {
 			batch = append(batch, rawWrite{key: key, del: true})
 			return len(batch) < deleteRangeBatch
 		})
@@ -258,7 +262,7 @@ func (s *rawStore) deleteRange(ctx context.Context, cf engine.CF, start, end []b
 			keys[i] = w.key
 		}
 		guard := s.latches.Acquire(keys)
-		err = s.storage.Write(ctx, s.modifies(cf, batch))
+		err = s.storage.Write(ctx, kvctx, s.modifies(cf, batch))
 		guard.Release()
 		if err != nil {
 			return err
@@ -267,8 +271,8 @@ func (s *rawStore) deleteRange(ctx context.Context, cf engine.CF, start, end []b
 }
 
 // scanAll visits every stored key in range, expired or not.
-func (s *rawStore) scanAll(ctx context.Context, cf engine.CF, r rawScanRange, fn func(key []byte) bool) error {
-	snap, err := s.storage.Snapshot(ctx)
+func (s *rawStore) scanAll(ctx context.Context, kvctx *kvrpcpb.Context, cf engine.CF, r rawScanRange, fn func(key []byte) bool) error {
+	snap, err := s.storage.Snapshot(ctx, kvctx)
 	if err != nil {
 		return err
 	}
@@ -282,10 +286,10 @@ func (s *rawStore) scanAll(ctx context.Context, cf engine.CF, r rawScanRange, fn
 
 // checksum computes TiKV's crc64-xor checksum over the live pairs of ranges:
 // each pair contributes crc64(key || value), xor-ed together.
-func (s *rawStore) checksum(ctx context.Context, ranges []*kvrpcpb.KeyRange) (sum, kvs, size uint64, err error) {
+func (s *rawStore) checksum(ctx context.Context, kvctx *kvrpcpb.Context, ranges []*kvrpcpb.KeyRange) (sum, kvs, size uint64, err error) {
 	table := crc64.MakeTable(crc64.ECMA)
 	for _, kr := range ranges {
-		err := s.scan(ctx, engine.CfDefault, rawScanRange{start: kr.GetStartKey(), end: kr.GetEndKey()}, false,
+		err := s.scan(ctx, kvctx, engine.CfDefault, rawScanRange{start: kr.GetStartKey(), end: kr.GetEndKey()}, false,
 			func(key, value []byte) bool {
 				digest := crc64.New(table)
 				digest.Write(key)

@@ -12,6 +12,7 @@ import (
 	"github.com/pingcap/kvproto/pkg/metapb"
 	"github.com/pingcap/kvproto/pkg/tikvpb"
 	"github.com/tinykv/tinykv/mvcc"
+	"github.com/tinykv/tinykv/storage"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -52,7 +53,7 @@ type ServiceConfig struct {
 	StoreID uint64
 	// Regions are the regions the store serves, keys encoded.
 	Regions []*metapb.Region
-	Storage mvcc.Storage
+	Storage storage.Storage
 	Logger  *slog.Logger
 	// InitialMaxTS seeds max_ts for async commit and 1PC: a fresh TSO
 	// timestamp, so commit timestamps stay above every read served before a
@@ -84,12 +85,12 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		cfg.slowScore = newSlowScore(cfg.Now())
 	}
 	flows := newFlowMeter(cfg.Regions)
-	storage := meteredStorage{Storage: cfg.Storage, meter: flows}
+	metered := meteredStorage{Storage: cfg.Storage, meter: flows}
 	return &Service{
 		log:       cfg.Logger,
 		regions:   newRegions(cfg.StoreID, cfg.Regions...),
-		raw:       &rawStore{storage: storage, latches: mvcc.NewLatches(latchSlots), now: cfg.Now},
-		txn:       mvcc.NewStore(storage, mvcc.NewConcurrencyManager(cfg.InitialMaxTS)),
+		raw:       &rawStore{storage: metered, latches: mvcc.NewLatches(latchSlots), now: cfg.Now},
+		txn:       mvcc.NewStore(metered, mvcc.NewConcurrencyManager(cfg.InitialMaxTS)),
 		waiter:    newLockWaiter(cfg.Now),
 		staged:    staged,
 		txnStatus: newTxnStatusCache(cfg.Now),

@@ -24,38 +24,40 @@ func (s *Service) rawRequest(ctx *kvrpcpb.Context, cfName string, keys ...[]byte
 	return region, cf, nil, err
 }
 
-func errString(err error) string {
-	if err == nil {
-		return ""
+// rawCall runs a raw command after rawRequest's checks; run gets the
+// region and the column family. failed builds the response for a failed
+// check or a failure of run, which answer splits: a region error alone, or
+// any other error alone.
+func rawCall[Resp any](s *Service, kvctx *kvrpcpb.Context, cfName string, keys [][]byte,
+	run func(*metapb.Region, engine.CF) (Resp, error), failed func(*errorpb.Error, error) Resp) (Resp, error) {
+	region, cf, regionErr, err := s.rawRequest(kvctx, cfName, keys...)
+	if regionErr != nil || err != nil {
+		return failed(regionErr, err), nil
 	}
-	return err.Error()
+	resp, err := run(region, cf)
+	return answer(resp, err, failed), nil
 }
 
 func (s *Service) RawGet(ctx context.Context, req *kvrpcpb.RawGetRequest) (*kvrpcpb.RawGetResponse, error) {
-	_, cf, regionErr, err := s.rawRequest(req.GetContext(), req.GetCf(), req.GetKey())
-	if regionErr != nil || err != nil {
-		return &kvrpcpb.RawGetResponse{RegionError: regionErr, Error: errString(err)}, nil
-	}
-	v, found, err := s.raw.get(ctx, cf, req.GetKey())
-	if err != nil {
-		return &kvrpcpb.RawGetResponse{Error: err.Error()}, nil
-	}
-	return &kvrpcpb.RawGetResponse{Value: v.value, NotFound: !found}, nil
+	return rawCall(s, req.GetContext(), req.GetCf(), [][]byte{req.GetKey()},
+		func(_ *metapb.Region, cf engine.CF) (*kvrpcpb.RawGetResponse, error) {
+			v, found, err := s.raw.get(ctx, req.GetContext(), cf, req.GetKey())
+			return &kvrpcpb.RawGetResponse{Value: v.value, NotFound: !found}, err
+		},
+		func(e *errorpb.Error, err error) *kvrpcpb.RawGetResponse {
+			return &kvrpcpb.RawGetResponse{RegionError: e, Error: errString(err)}
+		})
 }
 
 func (s *Service) RawBatchGet(ctx context.Context, req *kvrpcpb.RawBatchGetRequest) (*kvrpcpb.RawBatchGetResponse, error) {
-	_, cf, regionErr, err := s.rawRequest(req.GetContext(), req.GetCf(), req.GetKeys()...)
-	if regionErr != nil {
-		return &kvrpcpb.RawBatchGetResponse{RegionError: regionErr}, nil
-	}
-	var pairs []*kvrpcpb.KvPair
-	if err == nil {
-		pairs, err = s.raw.batchGet(ctx, cf, req.GetKeys())
-	}
-	if err != nil {
-		return &kvrpcpb.RawBatchGetResponse{Pairs: []*kvrpcpb.KvPair{{Error: &kvrpcpb.KeyError{Abort: err.Error()}}}}, nil
-	}
-	return &kvrpcpb.RawBatchGetResponse{Pairs: pairs}, nil
+	return rawCall(s, req.GetContext(), req.GetCf(), req.GetKeys(),
+		func(_ *metapb.Region, cf engine.CF) (*kvrpcpb.RawBatchGetResponse, error) {
+			pairs, err := s.raw.batchGet(ctx, req.GetContext(), cf, req.GetKeys())
+			return &kvrpcpb.RawBatchGetResponse{Pairs: pairs}, err
+		},
+		func(e *errorpb.Error, err error) *kvrpcpb.RawBatchGetResponse {
+			return &kvrpcpb.RawBatchGetResponse{RegionError: e, Pairs: abortPairs(err)}
+		})
 }
 
 // rawWriteRequest checks and applies a raw write, returning the response
@@ -74,7 +76,8 @@ func (s *Service) rawWriteRequest(ctx context.Context, kvctx *kvrpcpb.Context, c
 	if regionErr := entryTooLarge(region.GetId(), size); regionErr != nil {
 		return regionErr, ""
 	}
-	return nil, errString(s.raw.write(ctx, cf, writes))
+	regionErr, err = splitRegionError(s.raw.write(ctx, kvctx, cf, writes))
+	return regionErr, errString(err)
 }
 
 func (s *Service) RawPut(ctx context.Context, req *kvrpcpb.RawPutRequest) (*kvrpcpb.RawPutResponse, error) {
@@ -123,23 +126,23 @@ func (s *Service) RawBatchDelete(ctx context.Context, req *kvrpcpb.RawBatchDelet
 // [start_key, end_key); reverse scans go down from start_key (exclusive) to
 // end_key (inclusive).
 func (s *Service) RawScan(ctx context.Context, req *kvrpcpb.RawScanRequest) (*kvrpcpb.RawScanResponse, error) {
-	region, cf, regionErr, err := s.rawRequest(req.GetContext(), req.GetCf())
-	if regionErr != nil {
-		return &kvrpcpb.RawScanResponse{RegionError: regionErr}, nil
-	}
-	var kvs []*kvrpcpb.KvPair
-	if err == nil && req.GetLimit() > 0 {
-		r := clampToRegion(rawScanRange{start: req.GetStartKey(), end: req.GetEndKey(), reverse: req.GetReverse()}, region)
-		limit := int(req.GetLimit())
-		err = s.raw.scan(ctx, cf, r, req.GetKeyOnly(), func(key, value []byte) bool {
-			kvs = append(kvs, &kvrpcpb.KvPair{Key: key, Value: value})
-			return len(kvs) < limit
+	return rawCall(s, req.GetContext(), req.GetCf(), nil,
+		func(region *metapb.Region, cf engine.CF) (*kvrpcpb.RawScanResponse, error) {
+			limit := int(req.GetLimit())
+			if limit == 0 {
+				return &kvrpcpb.RawScanResponse{}, nil
+			}
+			r := clampToRegion(rawScanRange{start: req.GetStartKey(), end: req.GetEndKey(), reverse: req.GetReverse()}, region)
+			var kvs []*kvrpcpb.KvPair
+			err := s.raw.scan(ctx, req.GetContext(), cf, r, req.GetKeyOnly(), func(key, value []byte) bool {
+				kvs = append(kvs, &kvrpcpb.KvPair{Key: key, Value: value})
+				return len(kvs) < limit
+			})
+			return &kvrpcpb.RawScanResponse{Kvs: kvs}, err
+		},
+		func(e *errorpb.Error, err error) *kvrpcpb.RawScanResponse {
+			return &kvrpcpb.RawScanResponse{RegionError: e, Kvs: abortPairs(err)}
 		})
-	}
-	if err != nil {
-		return &kvrpcpb.RawScanResponse{Kvs: []*kvrpcpb.KvPair{{Error: &kvrpcpb.KeyError{Abort: err.Error()}}}}, nil
-	}
-	return &kvrpcpb.RawScanResponse{Kvs: kvs}, nil
 }
 
 // RawBatchScan scans several ranges of the region from one snapshot, up to
@@ -148,30 +151,28 @@ func (s *Service) RawScan(ctx context.Context, req *kvrpcpb.RawScanRequest) (*kv
 // unbounded), and a range that is empty by its order (start not below its
 // end, or not above it when reverse) fails the request.
 func (s *Service) RawBatchScan(ctx context.Context, req *kvrpcpb.RawBatchScanRequest) (*kvrpcpb.RawBatchScanResponse, error) {
-	region, cf, regionErr, err := s.rawRequest(req.GetContext(), req.GetCf())
-	if regionErr != nil {
-		return &kvrpcpb.RawBatchScanResponse{RegionError: regionErr}, nil
-	}
-	var ranges []rawScanRange
-	if err == nil {
-		ranges, err = batchScanRanges(req.GetRanges(), req.GetReverse())
-	}
-	var kvs []*kvrpcpb.KvPair
-	if limit := int(req.GetEachLimit()); err == nil && limit > 0 {
-		for i := range ranges {
-			ranges[i] = clampToRegion(ranges[i], region)
-		}
-		counts := make([]int, len(ranges))
-		err = s.raw.scanRanges(ctx, cf, ranges, req.GetKeyOnly(), func(i int, key, value []byte) bool {
-			kvs = append(kvs, &kvrpcpb.KvPair{Key: key, Value: value})
-			counts[i]++
-			return counts[i] < limit
+	return rawCall(s, req.GetContext(), req.GetCf(), nil,
+		func(region *metapb.Region, cf engine.CF) (*kvrpcpb.RawBatchScanResponse, error) {
+			ranges, err := batchScanRanges(req.GetRanges(), req.GetReverse())
+			limit := int(req.GetEachLimit())
+			if err != nil || limit <= 0 {
+				return &kvrpcpb.RawBatchScanResponse{}, err
+			}
+			for i := range ranges {
+				ranges[i] = clampToRegion(ranges[i], region)
+			}
+			var kvs []*kvrpcpb.KvPair
+			counts := make([]int, len(ranges))
+			err = s.raw.scanRanges(ctx, req.GetContext(), cf, ranges, req.GetKeyOnly(), func(i int, key, value []byte) bool {
+				kvs = append(kvs, &kvrpcpb.KvPair{Key: key, Value: value})
+				counts[i]++
+				return counts[i] < limit
+			})
+			return &kvrpcpb.RawBatchScanResponse{Kvs: kvs}, err
+		},
+		func(e *errorpb.Error, err error) *kvrpcpb.RawBatchScanResponse {
+			return &kvrpcpb.RawBatchScanResponse{RegionError: e, Kvs: abortPairs(err)}
 		})
-	}
-	if err != nil {
-		return &kvrpcpb.RawBatchScanResponse{Kvs: []*kvrpcpb.KvPair{{Error: &kvrpcpb.KeyError{Abort: err.Error()}}}}, nil
-	}
-	return &kvrpcpb.RawBatchScanResponse{Kvs: kvs}, nil
 }
 
 // batchScanRanges turns RawBatchScan's key ranges into scans: an empty end
@@ -209,14 +210,15 @@ func clampToRegion(r rawScanRange, region *metapb.Region) rawScanRange {
 }
 
 func (s *Service) RawDeleteRange(ctx context.Context, req *kvrpcpb.RawDeleteRangeRequest) (*kvrpcpb.RawDeleteRangeResponse, error) {
-	region, cf, regionErr, err := s.rawRequest(req.GetContext(), req.GetCf())
-	if regionErr != nil || err != nil {
-		return &kvrpcpb.RawDeleteRangeResponse{RegionError: regionErr, Error: errString(err)}, nil
-	}
-	// Never delete past the region: an empty end key means the region's end.
-	r := clampToRegion(rawScanRange{start: req.GetStartKey(), end: req.GetEndKey()}, region)
-	err = s.raw.deleteRange(ctx, cf, r.start, r.end)
-	return &kvrpcpb.RawDeleteRangeResponse{Error: errString(err)}, nil
+	return rawCall(s, req.GetContext(), req.GetCf(), nil,
+		func(region *metapb.Region, cf engine.CF) (*kvrpcpb.RawDeleteRangeResponse, error) {
+			// Never delete past the region: an empty end key means the region's end.
+			r := clampToRegion(rawScanRange{start: req.GetStartKey(), end: req.GetEndKey()}, region)
+			return &kvrpcpb.RawDeleteRangeResponse{}, s.raw.deleteRange(ctx, req.GetContext(), cf, r.start, r.end)
+		},
+		func(e *errorpb.Error, err error) *kvrpcpb.RawDeleteRangeResponse {
+			return &kvrpcpb.RawDeleteRangeResponse{RegionError: e, Error: errString(err)}
+		})
 }
 
 // coprocessorPluginsDisabled is TiKV's answer to RawCoprocessor when it
@@ -232,58 +234,55 @@ func (s *Service) RawCoprocessor(context.Context, *kvrpcpb.RawCoprocessorRequest
 
 // RawGetKeyTTL returns the remaining TTL in seconds, 0 for a key without one.
 func (s *Service) RawGetKeyTTL(ctx context.Context, req *kvrpcpb.RawGetKeyTTLRequest) (*kvrpcpb.RawGetKeyTTLResponse, error) {
-	_, cf, regionErr, err := s.rawRequest(req.GetContext(), req.GetCf(), req.GetKey())
-	if regionErr != nil || err != nil {
-		return &kvrpcpb.RawGetKeyTTLResponse{RegionError: regionErr, Error: errString(err)}, nil
-	}
-	v, found, err := s.raw.get(ctx, cf, req.GetKey())
-	if err != nil {
-		return &kvrpcpb.RawGetKeyTTLResponse{Error: err.Error()}, nil
-	}
-	if !found {
-		return &kvrpcpb.RawGetKeyTTLResponse{NotFound: true}, nil
-	}
-	var ttl uint64
-	if now := uint64(s.raw.now().Unix()); v.expireAt > now {
-		ttl = v.expireAt - now
-	}
-	return &kvrpcpb.RawGetKeyTTLResponse{Ttl: ttl}, nil
+	return rawCall(s, req.GetContext(), req.GetCf(), [][]byte{req.GetKey()},
+		func(_ *metapb.Region, cf engine.CF) (*kvrpcpb.RawGetKeyTTLResponse, error) {
+			v, found, err := s.raw.get(ctx, req.GetContext(), cf, req.GetKey())
+			if err != nil || !found {
+				return &kvrpcpb.RawGetKeyTTLResponse{NotFound: true}, err
+			}
+			var ttl uint64
+			if now := uint64(s.raw.now().Unix()); v.expireAt > now {
+				ttl = v.expireAt - now
+			}
+			return &kvrpcpb.RawGetKeyTTLResponse{Ttl: ttl}, nil
+		},
+		func(e *errorpb.Error, err error) *kvrpcpb.RawGetKeyTTLResponse {
+			return &kvrpcpb.RawGetKeyTTLResponse{RegionError: e, Error: errString(err)}
+		})
 }
 
 func (s *Service) RawCompareAndSwap(ctx context.Context, req *kvrpcpb.RawCASRequest) (*kvrpcpb.RawCASResponse, error) {
-	region, cf, regionErr, err := s.rawRequest(req.GetContext(), req.GetCf(), req.GetKey())
-	if regionErr != nil || err != nil {
-		return &kvrpcpb.RawCASResponse{RegionError: regionErr, Error: errString(err)}, nil
-	}
-	if regionErr := entryTooLarge(region.GetId(), len(req.GetKey())+len(req.GetValue())); regionErr != nil {
-		return &kvrpcpb.RawCASResponse{RegionError: regionErr}, nil
-	}
-	w := rawWrite{key: req.GetKey(), value: req.GetValue(), ttl: req.GetTtl()}
-	res, err := s.raw.compareAndSwap(ctx, cf, w, req.GetPreviousNotExist(), req.GetPreviousValue())
-	if err != nil {
-		return &kvrpcpb.RawCASResponse{Error: err.Error()}, nil
-	}
-	return &kvrpcpb.RawCASResponse{Succeed: res.succeed, PreviousNotExist: res.prevNotExist, PreviousValue: res.prevValue}, nil
+	return rawCall(s, req.GetContext(), req.GetCf(), [][]byte{req.GetKey()},
+		func(region *metapb.Region, cf engine.CF) (*kvrpcpb.RawCASResponse, error) {
+			if regionErr := entryTooLarge(region.GetId(), len(req.GetKey())+len(req.GetValue())); regionErr != nil {
+				return &kvrpcpb.RawCASResponse{RegionError: regionErr}, nil
+			}
+			w := rawWrite{key: req.GetKey(), value: req.GetValue(), ttl: req.GetTtl()}
+			res, err := s.raw.compareAndSwap(ctx, req.GetContext(), cf, w, req.GetPreviousNotExist(), req.GetPreviousValue())
+			return &kvrpcpb.RawCASResponse{Succeed: res.succeed, PreviousNotExist: res.prevNotExist, PreviousValue: res.prevValue}, err
+		},
+		func(e *errorpb.Error, err error) *kvrpcpb.RawCASResponse {
+			return &kvrpcpb.RawCASResponse{RegionError: e, Error: errString(err)}
+		})
 }
 
+// RawChecksum sums the region's part of each range (the default column
+// family), as the client adds up the answers of consecutive regions.
 func (s *Service) RawChecksum(ctx context.Context, req *kvrpcpb.RawChecksumRequest) (*kvrpcpb.RawChecksumResponse, error) {
-	region, regionErr := s.regions.check(req.GetContext())
-	if regionErr != nil {
-		return &kvrpcpb.RawChecksumResponse{RegionError: regionErr}, nil
-	}
-	if req.GetAlgorithm() != kvrpcpb.ChecksumAlgorithm_Crc64_Xor {
-		return &kvrpcpb.RawChecksumResponse{Error: "unsupported checksum algorithm " + req.GetAlgorithm().String()}, nil
-	}
-	// Sum only the region's part of each range, as the client adds up the
-	// answers of consecutive regions.
-	ranges := make([]*kvrpcpb.KeyRange, len(req.GetRanges()))
-	for i, kr := range req.GetRanges() {
-		r := clampToRegion(rawScanRange{start: kr.GetStartKey(), end: kr.GetEndKey()}, region)
-		ranges[i] = &kvrpcpb.KeyRange{StartKey: r.start, EndKey: r.end}
-	}
-	sum, kvs, size, err := s.raw.checksum(ctx, ranges)
-	if err != nil {
-		return &kvrpcpb.RawChecksumResponse{Error: err.Error()}, nil
-	}
-	return &kvrpcpb.RawChecksumResponse{Checksum: sum, TotalKvs: kvs, TotalBytes: size}, nil
+	return rawCall(s, req.GetContext(), "", nil,
+		func(region *metapb.Region, _ engine.CF) (*kvrpcpb.RawChecksumResponse, error) {
+			if req.GetAlgorithm() != kvrpcpb.ChecksumAlgorithm_Crc64_Xor {
+				return &kvrpcpb.RawChecksumResponse{Error: "unsupported checksum algorithm " + req.GetAlgorithm().String()}, nil
+			}
+			ranges := make([]*kvrpcpb.KeyRange, len(req.GetRanges()))
+			for i, kr := range req.GetRanges() {
+				r := clampToRegion(rawScanRange{start: kr.GetStartKey(), end: kr.GetEndKey()}, region)
+				ranges[i] = &kvrpcpb.KeyRange{StartKey: r.start, EndKey: r.end}
+			}
+			sum, kvs, size, err := s.raw.checksum(ctx, req.GetContext(), ranges)
+			return &kvrpcpb.RawChecksumResponse{Checksum: sum, TotalKvs: kvs, TotalBytes: size}, err
+		},
+		func(e *errorpb.Error, err error) *kvrpcpb.RawChecksumResponse {
+			return &kvrpcpb.RawChecksumResponse{RegionError: e, Error: errString(err)}
+		})
 }

@@ -18,11 +18,13 @@ type contextual interface{ GetContext() *kvrpcpb.Context }
 // txnCall runs a transactional command after the region checks: the
 // context, then that every key lies in the region. Transaction errors come
 // back inside the response, and so does a storage failure, as TiKV reports
-// one: a key error whose abort carries the message (a failed call would end
-// a client's whole BatchCommands stream, failing its other requests too).
-// The store closing is a region error, so that the client retries
-// elsewhere; a request whose client has gone ends with its context's error.
-// failed builds the response for a region error or a key error.
+// one: a region error from storage (splitRegionError) in region_error and
+// nothing else; any other failure as a key error whose abort carries the
+// message (a failed call would end a client's whole BatchCommands stream,
+// failing its other requests too). The store closing is a region error, so
+// that the client retries elsewhere; a request whose client has gone ends
+// with its context's error. failed builds the response for a region error
+// or a key error.
 func txnCall[Req contextual, Resp any](s *Service, ctx context.Context, req Req, keys [][]byte,
 	run func(context.Context, Req) (Resp, error), failed func(*errorpb.Error, *kvrpcpb.KeyError) Resp) (Resp, error) {
 	region, regionErr := s.regions.check(req.GetContext())
@@ -40,6 +42,9 @@ func txnCall[Req contextual, Resp any](s *Service, ctx context.Context, req Req,
 		return resp, status.FromContextError(ctx.Err()).Err()
 	case errors.Is(err, engine.ErrClosed):
 		return failed(&errorpb.Error{Message: "store is closing"}, nil), nil
+	}
+	if regionErr, _ := splitRegionError(err); regionErr != nil {
+		return failed(regionErr, nil), nil
 	}
 	s.log.Warn("txn aborts", "region_id", region.GetId(), "err", err)
 	return failed(nil, &kvrpcpb.KeyError{Abort: err.Error()}), nil
@@ -242,12 +247,11 @@ func (s *Service) KvGC(ctx context.Context, req *kvrpcpb.GCRequest) (*kvrpcpb.GC
 	}
 	start, end, err := rawRegionRange(region)
 	if err == nil {
-		err = s.txn.GC(ctx, start, end, req.GetSafePoint())
+		err = s.txn.GC(ctx, req.GetContext(), start, end, req.GetSafePoint())
 	}
-	if err != nil {
-		return &kvrpcpb.GCResponse{Error: &kvrpcpb.KeyError{Abort: err.Error()}}, nil
-	}
-	return &kvrpcpb.GCResponse{}, nil
+	return answer(&kvrpcpb.GCResponse{}, err, func(e *errorpb.Error, err error) *kvrpcpb.GCResponse {
+		return &kvrpcpb.GCResponse{RegionError: e, Error: abortError(err)}
+	}), nil
 }
 
 // KvDeleteRange removes all data of raw keys in [start_key, end_key).
@@ -255,19 +259,19 @@ func (s *Service) KvDeleteRange(ctx context.Context, req *kvrpcpb.DeleteRangeReq
 	if _, regionErr := s.regions.check(req.GetContext()); regionErr != nil {
 		return &kvrpcpb.DeleteRangeResponse{RegionError: regionErr}, nil
 	}
-	if err := s.txn.DeleteRange(ctx, req.GetStartKey(), req.GetEndKey()); err != nil {
-		return &kvrpcpb.DeleteRangeResponse{Error: err.Error()}, nil
-	}
-	return &kvrpcpb.DeleteRangeResponse{}, nil
+	err := s.txn.DeleteRange(ctx, req.GetContext(), req.GetStartKey(), req.GetEndKey())
+	return answer(&kvrpcpb.DeleteRangeResponse{}, err, func(e *errorpb.Error, err error) *kvrpcpb.DeleteRangeResponse {
+		return &kvrpcpb.DeleteRangeResponse{RegionError: e, Error: errString(err)}
+	}), nil
 }
 
 // UnsafeDestroyRange is sent to every store, without a region: it removes
 // all data of raw keys in [start_key, end_key).
 func (s *Service) UnsafeDestroyRange(ctx context.Context, req *kvrpcpb.UnsafeDestroyRangeRequest) (*kvrpcpb.UnsafeDestroyRangeResponse, error) {
-	if err := s.txn.DeleteRange(ctx, req.GetStartKey(), req.GetEndKey()); err != nil {
-		return &kvrpcpb.UnsafeDestroyRangeResponse{Error: err.Error()}, nil
-	}
-	return &kvrpcpb.UnsafeDestroyRangeResponse{}, nil
+	err := s.txn.DeleteRange(ctx, req.GetContext(), req.GetStartKey(), req.GetEndKey())
+	return answer(&kvrpcpb.UnsafeDestroyRangeResponse{}, err, func(e *errorpb.Error, err error) *kvrpcpb.UnsafeDestroyRangeResponse {
+		return &kvrpcpb.UnsafeDestroyRangeResponse{RegionError: e, Error: errString(err)}
+	}), nil
 }
 
 func (s *Service) MvccGetByKey(ctx context.Context, req *kvrpcpb.MvccGetByKeyRequest) (*kvrpcpb.MvccGetByKeyResponse, error) {
@@ -278,22 +282,21 @@ func (s *Service) MvccGetByKey(ctx context.Context, req *kvrpcpb.MvccGetByKeyReq
 	if regionErr != nil {
 		return &kvrpcpb.MvccGetByKeyResponse{RegionError: regionErr}, nil
 	}
-	info, err := s.txn.MvccGetByKey(ctx, req.GetKey())
-	if err != nil {
-		return &kvrpcpb.MvccGetByKeyResponse{Error: err.Error()}, nil
-	}
-	return &kvrpcpb.MvccGetByKeyResponse{Info: info}, nil
+	info, err := s.txn.MvccGetByKey(ctx, req.GetContext(), req.GetKey())
+	return answer(&kvrpcpb.MvccGetByKeyResponse{Info: info}, err, func(e *errorpb.Error, err error) *kvrpcpb.MvccGetByKeyResponse {
+		return &kvrpcpb.MvccGetByKeyResponse{RegionError: e, Error: errString(err)}
+	}), nil
 }
 
 func (s *Service) MvccGetByStartTs(ctx context.Context, req *kvrpcpb.MvccGetByStartTsRequest) (*kvrpcpb.MvccGetByStartTsResponse, error) {
 	if _, regionErr := s.regions.check(req.GetContext()); regionErr != nil {
 		return &kvrpcpb.MvccGetByStartTsResponse{RegionError: regionErr}, nil
 	}
-	key, info, err := s.txn.MvccGetByStartTs(ctx, req.GetStartTs())
-	if err != nil {
-		return &kvrpcpb.MvccGetByStartTsResponse{Error: err.Error()}, nil
-	}
-	return &kvrpcpb.MvccGetByStartTsResponse{Key: key, Info: info}, nil
+	key, info, err := s.txn.MvccGetByStartTs(ctx, req.GetContext(), req.GetStartTs())
+	return answer(&kvrpcpb.MvccGetByStartTsResponse{Key: key, Info: info}, err,
+		func(e *errorpb.Error, err error) *kvrpcpb.MvccGetByStartTsResponse {
+			return &kvrpcpb.MvccGetByStartTsResponse{RegionError: e, Error: errString(err)}
+		}), nil
 }
 
 // KvPrepareFlashbackToVersion is the first phase of FLASHBACK CLUSTER on the
@@ -304,11 +307,11 @@ func (s *Service) KvPrepareFlashbackToVersion(ctx context.Context, req *kvrpcpb.
 	if _, regionErr := s.regions.check(req.GetContext()); regionErr != nil {
 		return &kvrpcpb.PrepareFlashbackToVersionResponse{RegionError: regionErr}, nil
 	}
-	err := s.txn.PrepareFlashback(ctx, req.GetStartKey(), req.GetEndKey(), req.GetStartTs(), req.GetVersion())
-	if err != nil {
-		return &kvrpcpb.PrepareFlashbackToVersionResponse{Error: err.Error()}, nil
-	}
-	return &kvrpcpb.PrepareFlashbackToVersionResponse{}, nil
+	err := s.txn.PrepareFlashback(ctx, req.GetContext(), req.GetStartKey(), req.GetEndKey(), req.GetStartTs(), req.GetVersion())
+	return answer(&kvrpcpb.PrepareFlashbackToVersionResponse{}, err,
+		func(e *errorpb.Error, err error) *kvrpcpb.PrepareFlashbackToVersionResponse {
+			return &kvrpcpb.PrepareFlashbackToVersionResponse{RegionError: e, Error: errString(err)}
+		}), nil
 }
 
 // KvFlashbackToVersion is the second phase: it writes, at commit_ts, the
@@ -320,15 +323,14 @@ func (s *Service) KvFlashbackToVersion(ctx context.Context, req *kvrpcpb.Flashba
 	if regionErr != nil {
 		return &kvrpcpb.FlashbackToVersionResponse{RegionError: regionErr}, nil
 	}
-	err := s.txn.Flashback(ctx, req.GetStartKey(), req.GetEndKey(), req.GetStartTs(), req.GetCommitTs(), req.GetVersion())
-	switch {
-	case errors.Is(err, mvcc.ErrFlashbackNotPrepared):
+	err := s.txn.Flashback(ctx, req.GetContext(), req.GetStartKey(), req.GetEndKey(), req.GetStartTs(), req.GetCommitTs(), req.GetVersion())
+	if errors.Is(err, mvcc.ErrFlashbackNotPrepared) {
 		return &kvrpcpb.FlashbackToVersionResponse{RegionError: &errorpb.Error{
 			Message:              fmt.Sprintf("region %d is not prepared for the flashback", region.GetId()),
 			FlashbackNotPrepared: &errorpb.FlashbackNotPrepared{RegionId: region.GetId()},
 		}}, nil
-	case err != nil:
-		return &kvrpcpb.FlashbackToVersionResponse{Error: err.Error()}, nil
 	}
-	return &kvrpcpb.FlashbackToVersionResponse{}, nil
+	return answer(&kvrpcpb.FlashbackToVersionResponse{}, err, func(e *errorpb.Error, err error) *kvrpcpb.FlashbackToVersionResponse {
+		return &kvrpcpb.FlashbackToVersionResponse{RegionError: e, Error: errString(err)}
+	}), nil
 }
