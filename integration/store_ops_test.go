@@ -17,6 +17,7 @@ import (
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
 	"github.com/pingcap/kvproto/pkg/metapb"
 	"github.com/pingcap/kvproto/pkg/tikvpb"
+	"github.com/tinykv/tinykv/mvcc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -110,13 +111,15 @@ func TestStatusServer(t *testing.T) {
 		t.Fatalf("/metrics: %d\n%s", code, metrics)
 	}
 	writes := c.metric(t, `tinykv_engine_commit_writes_total{db="kv"}`)
-	syncs := c.metric(t, `tinykv_engine_wal_syncs_total{db="kv"}`)
+	// The raft log is what syncs: the KV engine's writes are applied
+	// again from it after a crash.
+	syncs := c.metric(t, `tinykv_engine_wal_syncs_total{db="raft"}`)
 	require(t, raw.Put(ctx, []byte("m2"), []byte("v")), "put")
 	if got := c.metric(t, `tinykv_engine_commit_writes_total{db="kv"}`); got < writes+1 {
 		t.Fatalf("kv engine writes went from %v to %v across a put", writes, got)
 	}
-	if got := c.metric(t, `tinykv_engine_wal_syncs_total{db="kv"}`); got < syncs+1 {
-		t.Fatalf("kv engine log syncs went from %v to %v across a put", syncs, got)
+	if got := c.metric(t, `tinykv_engine_wal_syncs_total{db="raft"}`); got < syncs+1 {
+		t.Fatalf("raft engine log syncs went from %v to %v across a put", syncs, got)
 	}
 	code, cfgText := body("GET", "/config", "")
 	var cfg struct {
@@ -320,28 +323,55 @@ func pdMinResolvedTS(t *testing.T, c *cluster) uint64 {
 	return body.MinResolvedTS
 }
 
-// TestSplitRegionIsANoOpForNow: SplitRegion answers success with no new
-// regions (the client keeps its region), and the split path of client-go
-// accepts it.
-func TestSplitRegionIsANoOpForNow(t *testing.T) {
+// TestSplitRegion: the SplitRegion RPC splits the region through Raft and
+// answers the regions it became; a stale epoch is refused with
+// EpochNotMatch; PD learns the new regions from their heartbeats; and
+// client-go's SplitRegions and transactions work across the regions.
+func TestSplitRegion(t *testing.T) {
 	c := startCluster(t)
 	ctx := ctxT(t)
 	s := c.storeClient(t)
 	resp, err := s.tikv.SplitRegion(ctx, &kvrpcpb.SplitRegionRequest{Context: s.ctx, SplitKeys: [][]byte{[]byte("m")}})
 	require(t, err, "split region")
-	if resp.GetRegionError() != nil || len(resp.GetRegions()) != 0 {
+	regions := resp.GetRegions()
+	if resp.GetRegionError() != nil || len(regions) != 2 {
 		t.Fatalf("split: %v", resp)
 	}
-	stale := *s.ctx
-	stale.RegionEpoch = &metapb.RegionEpoch{}
-	resp, err = s.tikv.SplitRegion(ctx, &kvrpcpb.SplitRegionRequest{Context: &stale, SplitKeys: [][]byte{[]byte("m")}})
+	if mid := mvcc.EncodeKey([]byte("m")); !bytes.Equal(regions[0].GetEndKey(), mid) || !bytes.Equal(regions[1].GetStartKey(), mid) {
+		t.Fatalf("split at m made %v", regions)
+	}
+	resp, err = s.tikv.SplitRegion(ctx, &kvrpcpb.SplitRegionRequest{Context: s.ctx, SplitKeys: [][]byte{[]byte("c")}})
 	require(t, err, "split with a stale epoch")
 	if resp.GetRegionError().GetEpochNotMatch() == nil {
-		t.Fatalf("stale split: %v", resp.GetRegionError())
+		t.Fatalf("stale split: %v", resp)
 	}
+	pdCli := stockPD(t, c.pd.client)
+	waitFor(t, "PD to learn the split", func() bool {
+		r, err := pdCli.GetRegion(ctx, []byte("z"))
+		return err == nil && r.Meta.GetId() != regions[0].GetId() && r.Leader != nil
+	})
+
 	cli := c.txnClient()
 	if _, err := cli.KVStore.SplitRegions(ctx, [][]byte{[]byte("a"), []byte("z")}, false, nil); err != nil {
 		t.Fatalf("client-go SplitRegions: %v", err)
+	}
+	txn, err := cli.Begin()
+	require(t, err, "begin")
+	for _, k := range []string{"0", "b", "n", "zz"} {
+		require(t, txn.Set([]byte(k), []byte("v"+k)), "set")
+	}
+	require(t, txn.Commit(ctx), "commit across regions")
+	read, err := cli.Begin()
+	require(t, err, "begin")
+	it, err := read.Iter(nil, nil)
+	require(t, err, "scan")
+	var got []string
+	for ; it.Valid(); require(t, it.Next(), "next") {
+		got = append(got, string(it.Key()))
+	}
+	it.Close()
+	if strings.Join(got, ",") != "0,b,n,zz" {
+		t.Fatalf("scan across regions: %v", got)
 	}
 }
 

@@ -98,8 +98,8 @@ func (r *Reader) scanUserKeys(start, end []byte, limit int) ([][]byte, error) {
 }
 
 // DeleteRange deletes every lock, write record and value of raw keys in
-// [start, end) (empty end: unbounded), as UnsafeDestroyRange does. It
-// takes no latches and is not atomic: it deletes in batches, so a failure
+// [start, end) (empty end: unbounded) through the storage's writes, as
+// KvDeleteRange does. It takes no latches and is not atomic: it deletes in batches, so a failure
 // leaves part of the range deleted, and concurrent transactions on the
 // range see an unspecified state. Reads and writes are addressed with
 // reqCtx, the request's context.
@@ -110,6 +110,14 @@ func (s *Store) DeleteRange(ctx context.Context, reqCtx *kvrpcpb.Context, start,
 		}
 	}
 	return nil
+}
+
+// DestroyRange removes every lock, write record and value of raw keys in
+// [start, end) (empty end: unbounded) from this store alone, outside
+// replication, as UnsafeDestroyRange does. It is not atomic.
+func (s *Store) DestroyRange(ctx context.Context, start, end []byte) error {
+	bounds := lockBounds(start, end, false)
+	return s.storage.DestroyRange(ctx, bounds.LowerBound, bounds.UpperBound)
 }
 
 func (s *Store) deleteRangeCF(ctx context.Context, reqCtx *kvrpcpb.Context, cf engine.CF, bounds engine.IterOptions) error {

@@ -23,6 +23,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tinykv/tinykv/engine"
 	"github.com/tinykv/tinykv/internal/testutil"
+	"github.com/tinykv/tinykv/mvcc"
+	"github.com/tinykv/tinykv/storage"
 )
 
 // The test cluster: n stores in one process, on real engines in temporary
@@ -172,6 +174,7 @@ func newPartialCluster(t *testing.T, n, voters int, start, end []byte, configure
 func (c *cluster) openEngines(id uint64) {
 	kvOpts := engine.DefaultOptions()
 	kvOpts.SyncWrites = false
+	kvOpts.LockRank = mvcc.LockRank
 	kv, err := engine.Open(filepath.Join(c.dirs[id], "kv"), kvOpts)
 	require.NoError(c.t, err)
 	raftDB, err := engine.Open(filepath.Join(c.dirs[id], "raft"), engine.DefaultOptions())
@@ -300,7 +303,7 @@ func (c *cluster) call(deadline time.Duration, key []byte, op func(s *Store, sto
 			continue
 		}
 		last = op(s, target, region)
-		rerr := AsRegionError(last)
+		rerr := storage.AsRegionError(last)
 		switch {
 		case last == nil:
 			c.setHint(region.GetId(), target)
@@ -534,7 +537,7 @@ func (c *cluster) mustLogBounded(limit uint64) {
 
 func regionErrorOf(t *testing.T, err error) *errorpb.Error {
 	t.Helper()
-	rerr := AsRegionError(err)
+	rerr := storage.AsRegionError(err)
 	require.NotNil(t, rerr, "want a region error, got %v", err)
 	return rerr
 }

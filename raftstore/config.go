@@ -74,6 +74,11 @@ type Config struct {
 	// PD allocates the ids of split regions; without it the store does
 	// not split.
 	PD PDClient
+	// OnLeaderChange, if set, is called with a region's id when this
+	// store's peer became its leader or, leading, saw the region change
+	// (conf change, split): the node heartbeats the region to PD at once.
+	// It runs on a poller goroutine and must not block.
+	OnLeaderChange func(regionID uint64)
 }
 
 // ErrConfig is returned by Start for a configuration missing a required

@@ -31,7 +31,7 @@ on the leader.
 Propose takes a raft_cmdpb write command; Snapshot returns a region-bounded
 view for a read. Both check, in TiKV's order, the store, the peer id,
 leadership, the region epoch (the version: a conf change does not disturb
-reads and writes) and the term, and answer region problems as *RegionError
+reads and writes) and the term, and answer region problems as *storage.RegionError
 carrying the errorpb.Error clients expect: NotLeader with the leader this
 peer knows, EpochNotMatch with the current region, StaleCommand for a
 proposal overwritten by another leader's log, KeyNotInRegion,
@@ -71,9 +71,21 @@ every replica starts the new regions' peers when it applies it, and
 regionRanges keeps peers and snapshots from overlapping a live region
 (split.go, ranges.go).
 
-Not yet built: snapshots streamed in chunks (they travel inline, in
-memory), the two-step Applying state for snapshots larger than one atomic
-batch, follower and stale reads, joint-consensus ChangePeerV2, region
-merge, and store heartbeats to PD.
+# Between stores and with the node
+
+GRPCTransport carries raft messages to other stores over the Tikv
+service's BatchRaft stream (one per store, batched, never blocking the
+peers: a full queue or a store that cannot be reached fails the send, and
+raft marks the peer unreachable), snapshots over their own Snapshot stream
+in chunks; RaftServer is the receiving side. Storage is the store as the
+storage seam (kvstorage.go); CheckContext, LeaderRegions and
+Config.OnLeaderChange give the node what it checks requests with and
+reports to PD (regioninfo.go).
+
+Not yet built: snapshots streamed from disk (they are chunked on the wire
+but held whole in memory at both ends, and reported to raft as finished
+when queued), the two-step Applying state for snapshots larger than one
+atomic batch, follower and stale reads, joint-consensus ChangePeerV2,
+region merge, and down peers in the heartbeats.
 */
 package raftstore

@@ -7,6 +7,7 @@ import (
 	"github.com/gogo/protobuf/proto"
 	"github.com/pingcap/kvproto/pkg/errorpb"
 	"github.com/pingcap/kvproto/pkg/metapb"
+	"github.com/tinykv/tinykv/storage"
 )
 
 // ErrStopped is returned for requests to a store that is closing or closed.
@@ -16,23 +17,9 @@ var ErrStopped = errors.New("raftstore: store stopped")
 // client to allocate the new regions' ids.
 var ErrNoPD = errors.New("raftstore: no PD client configured")
 
-// RegionError is a request's region error, in the errorpb form clients
-// expect in a response's region_error field. Callers find it with
-// errors.As.
-type RegionError struct{ Err *errorpb.Error }
-
-func (e *RegionError) Error() string { return "raftstore: region error: " + e.Err.String() }
-
-func regionErr(err *errorpb.Error) error { return &RegionError{Err: err} }
-
-// AsRegionError returns the region error err carries, or nil.
-func AsRegionError(err error) *errorpb.Error {
-	var re *RegionError
-	if errors.As(err, &re) {
-		return re.Err
-	}
-	return nil
-}
+// regionErr wraps a region problem as the storage seam carries it: callers
+// find it with storage.AsRegionError and answer it in region_error.
+func regionErr(err *errorpb.Error) error { return &storage.RegionError{Err: err} }
 
 func cloneRegion(region *metapb.Region) *metapb.Region {
 	return proto.Clone(region).(*metapb.Region)

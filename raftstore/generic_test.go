@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tinykv/tinykv/engine"
 	"github.com/tinykv/tinykv/internal/testutil"
+	"github.com/tinykv/tinykv/storage"
 )
 
 // genericOpts selects the faults of one run of the course's GenericTest
@@ -112,7 +113,7 @@ func (c *cluster) deleteAll(t *testing.T, cli, n int) {
 			reqs = append(reqs, deleteReq(clientKey(cli, j)))
 		}
 		err := c.write(reqs...)
-		if AsRegionError(err).GetKeyNotInRegion() != nil {
+		if storage.AsRegionError(err).GetKeyNotInRegion() != nil {
 			for _, r := range reqs {
 				require.NoError(t, c.write(r))
 			}

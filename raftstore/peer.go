@@ -118,6 +118,12 @@ type peer struct {
 	// lease read is served until it is applied, since the new regions may
 	// elect leaders that take writes in the ranges split off.
 	pendingSplit uint64
+	// noticedLeader, noticedRegion and noticedPending are the leadership,
+	// region and count of pending peers Config.OnLeaderChange last heard
+	// of (see noticeLeadership).
+	noticedLeader  bool
+	noticedRegion  *metapb.Region
+	noticedPending int
 }
 
 func newPeer(s *Store, region *metapb.Region, meta *metapb.Peer, apply *raft_serverpb.RaftApplyState) (*peer, error) {
@@ -174,7 +180,19 @@ func startPeerWith(s *Store, region *metapb.Region, meta *metapb.Peer, ps *peerS
 		peers:   map[uint64]*metapb.Peer{},
 	}
 	ps.generate = func() { s.buildSnapshot(region.GetId()) }
+	if soleVoter(region, meta) {
+		// Nobody else could elect it: lead at once, as TiKV does.
+		if err := rn.Campaign(); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
+}
+
+// soleVoter reports whether meta is the region's only peer.
+func soleVoter(region *metapb.Region, meta *metapb.Peer) bool {
+	peers := region.GetPeers()
+	return len(peers) == 1 && peers[0].GetId() == meta.GetId()
 }
 
 func (p *peer) regionID() uint64 { return p.region.GetId() }

@@ -39,6 +39,16 @@ func (rr *regionRanges) remove(id uint64) {
 	}
 }
 
+// byID returns the region with id, or nil.
+func (rr *regionRanges) byID(id uint64) *metapb.Region {
+	for _, r := range rr.regions {
+		if r.GetId() == id {
+			return r
+		}
+	}
+	return nil
+}
+
 // overlap returns a region other than except whose range meets [start,
 // end) (an empty end is unbounded), or nil.
 func (rr *regionRanges) overlap(start, end []byte, except uint64) *metapb.Region {

@@ -288,7 +288,7 @@ func (s *Store) checkSplit(region *metapb.Region, self *metapb.Peer) {
 // SplitRegion splits a region at the given keys (in order, within the
 // region) and returns the regions it became, as the SplitRegion RPC and
 // PD's split operators ask. The header addresses the region's leader at
-// its current epoch; region problems come back as *RegionError.
+// its current epoch; region problems come back as *storage.RegionError.
 func (s *Store) SplitRegion(ctx context.Context, header *raft_cmdpb.RaftRequestHeader, keys [][]byte) ([]*metapb.Region, error) {
 	st, ok := s.Status(ctx, header.GetRegionId())
 	if !ok {

@@ -152,10 +152,25 @@ func Start(c Config) (*Store, error) {
 
 // loadRegions creates a peer and an applier for every live region state.
 func (s *Store) loadRegions() error {
+	regions, err := LocalRegions(s.cfg.KV)
+	if err != nil {
+		return err
+	}
+	for _, region := range regions {
+		if err := s.loadRegion(region); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LocalRegions returns the regions whose state kv keeps, tombstones left
+// out: the regions a store started on kv serves.
+func LocalRegions(kv *engine.Engine) ([]*metapb.Region, error) {
 	lower, upper := regionStateRange()
-	var states []*raft_serverpb.RegionLocalState
+	var regions []*metapb.Region
 	var decodeErr error
-	err := s.cfg.KV.Scan(engine.CfRaft, engine.IterOptions{LowerBound: lower, UpperBound: upper}, func(key, value []byte) bool {
+	err := kv.Scan(engine.CfRaft, engine.IterOptions{LowerBound: lower, UpperBound: upper}, func(key, value []byte) bool {
 		if _, decodeErr = regionIDOfStateKey(key); decodeErr != nil {
 			return false
 		}
@@ -163,22 +178,38 @@ func (s *Store) loadRegions() error {
 		if decodeErr = state.Unmarshal(value); decodeErr != nil {
 			return false
 		}
-		states = append(states, state)
+		if state.GetState() != raft_serverpb.PeerState_Tombstone {
+			regions = append(regions, state.GetRegion())
+		}
 		return true
 	})
 	if err == nil {
 		err = decodeErr
 	}
 	if err != nil {
-		return fmt.Errorf("raftstore: load region states: %w", err)
+		return nil, fmt.Errorf("raftstore: load region states: %w", err)
 	}
-	for _, state := range states {
-		if state.GetState() == raft_serverpb.PeerState_Tombstone {
-			continue
-		}
-		if err := s.loadRegion(state.GetRegion()); err != nil {
-			return err
-		}
+	return regions, nil
+}
+
+// ClearBootstrappedRegion removes what BootstrapRegion wrote, for a store
+// that lost the race to bootstrap the cluster (TiKV's
+// clear_prepare_bootstrap). The region state goes first, so a crash part
+// way leaves no region.
+func ClearBootstrappedRegion(kv, raftDB *engine.Engine, regionID uint64) error {
+	kvWB := engine.NewWriteBatch()
+	kvWB.Delete(engine.CfRaft, regionStateKey(regionID))
+	kvWB.Delete(engine.CfRaft, applyStateKey(regionID))
+	if err := kv.Write(kvWB); err != nil {
+		return fmt.Errorf("raftstore: clear bootstrapped region %d: %w", regionID, err)
+	}
+	if err := kv.Sync(); err != nil {
+		return fmt.Errorf("raftstore: clear bootstrapped region %d: %w", regionID, err)
+	}
+	raftWB := engine.NewWriteBatch()
+	raftWB.Delete(engine.CfDefault, raftStateKey(regionID))
+	if err := raftDB.Write(raftWB); err != nil {
+		return fmt.Errorf("raftstore: clear bootstrapped region %d: %w", regionID, err)
 	}
 	return nil
 }
@@ -345,7 +376,7 @@ func (s *Store) fatal(what string, err error, regionID uint64) {
 
 // Propose proposes a write command to its region's leader on this store and
 // waits until it is applied there. A region problem is returned as a
-// *RegionError; a context error means the command may or may not apply.
+// *storage.RegionError; a context error means the command may or may not apply.
 func (s *Store) Propose(ctx context.Context, cmd *raft_cmdpb.RaftCmdRequest) (*raft_cmdpb.RaftCmdResponse, error) {
 	if err := s.checkStore(cmd.GetHeader()); err != nil {
 		return nil, regionErr(err)
@@ -375,7 +406,7 @@ type readResult struct {
 // Snapshot returns a snapshot of the region header names that sees every
 // write acknowledged before the call, after confirming with a quorum that
 // this peer still leads the region. A region problem is returned as a
-// *RegionError. The snapshot must be closed.
+// *storage.RegionError. The snapshot must be closed.
 func (s *Store) Snapshot(ctx context.Context, header *raft_cmdpb.RaftRequestHeader) (*RegionSnapshot, error) {
 	if err := s.checkStore(header); err != nil {
 		return nil, regionErr(err)
@@ -490,6 +521,11 @@ func (s *Store) peerRound(batch []delivery[*peer, peerMsg]) {
 	}
 	for i := range readies {
 		readies[i].p.afterPersist(&readies[i].rd)
+	}
+	for _, d := range batch {
+		if p := d.fsm; !p.destroyed && !p.destroying {
+			p.noticeLeadership()
+		}
 	}
 }
 

@@ -49,6 +49,16 @@ func (s standalone) Snapshot(ctx context.Context, _ *kvrpcpb.Context) (Snapshot,
 	return standaloneSnapshot{snap: s.engine.Snapshot()}, nil
 }
 
+func (s standalone) DestroyRange(ctx context.Context, start, end []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.engine.DeleteRangeAllCFs(start, end); err != nil {
+		return fmt.Errorf("storage: destroy range: %w", err)
+	}
+	return nil
+}
+
 type standaloneSnapshot struct{ snap *engine.Snapshot }
 
 func (s standaloneSnapshot) Get(cf engine.CF, key []byte) ([]byte, error) {

@@ -30,6 +30,11 @@ type Storage interface {
 	// returned before the call, for the region req addresses. It must be
 	// closed.
 	Snapshot(ctx context.Context, req *kvrpcpb.Context) (Snapshot, error)
+	// DestroyRange deletes every key of the data CFs in [start, end)
+	// (engine keys; an empty end is unbounded) from this store alone,
+	// outside replication, as UnsafeDestroyRange asks (TiDB sends it to
+	// every store once GC has passed a dropped table). It is not atomic.
+	DestroyRange(ctx context.Context, start, end []byte) error
 }
 
 // Snapshot is a consistent read-only view of the column families.

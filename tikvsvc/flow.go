@@ -1,13 +1,11 @@
 package tikvsvc
 
 import (
-	"bytes"
 	"context"
-	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
-	"github.com/pingcap/kvproto/pkg/metapb"
 	"github.com/tinykv/tinykv/engine"
 	"github.com/tinykv/tinykv/storage"
 )
@@ -34,59 +32,43 @@ func (f *regionFlow) take() flowCounts {
 	}
 }
 
-// flowMeter attributes flow to the store's regions by key. The regions are
-// fixed for the meter's life (a store serves the regions it opened with).
+// flowMeter attributes flow to regions by the region the request context
+// addresses.
 type flowMeter struct {
-	// regions are sorted by start key; flows[i] is regions[i]'s.
-	regions []*metapb.Region
-	flows   []*regionFlow
-	// unowned counts keys outside every region (none in a healthy store).
+	// flows holds a *regionFlow per region id, created on first use.
+	flows sync.Map
+	// unowned counts what work that serves no request read or wrote.
 	unowned regionFlow
 }
 
-func newFlowMeter(regions []*metapb.Region) *flowMeter {
-	sorted := slices.Clone(regions)
-	slices.SortFunc(sorted, func(a, b *metapb.Region) int { return bytes.Compare(a.GetStartKey(), b.GetStartKey()) })
-	m := &flowMeter{regions: sorted, flows: make([]*regionFlow, len(sorted))}
-	for i := range sorted {
-		m.flows[i] = &regionFlow{}
-	}
-	return m
-}
+func newFlowMeter() *flowMeter { return &flowMeter{} }
 
-// flowOf returns the flow of the region holding the engine key: the last
-// region starting at or before it, if it ends after it.
-func (m *flowMeter) flowOf(key []byte) *regionFlow {
-	i, found := slices.BinarySearchFunc(m.regions, key, func(r *metapb.Region, k []byte) int {
-		return bytes.Compare(r.GetStartKey(), k)
-	})
-	if !found {
-		i--
-	}
-	if i < 0 || !inRegion(m.regions[i], key) {
+// flowOf returns the flow of the region req addresses.
+func (m *flowMeter) flowOf(req *kvrpcpb.Context) *regionFlow {
+	if req.GetRegionId() == 0 {
 		return &m.unowned
 	}
-	return m.flows[i]
+	if f, ok := m.flows.Load(req.GetRegionId()); ok {
+		return f.(*regionFlow)
+	}
+	f, _ := m.flows.LoadOrStore(req.GetRegionId(), &regionFlow{})
+	return f.(*regionFlow)
 }
 
 // take returns and resets the flow of region id.
 func (m *flowMeter) take(id uint64) flowCounts {
-	for i, r := range m.regions {
-		if r.GetId() == id {
-			return m.flows[i].take()
-		}
+	if f, ok := m.flows.Load(id); ok {
+		return f.(*regionFlow).take()
 	}
 	return flowCounts{}
 }
 
-func (m *flowMeter) wrote(key []byte, size int) {
-	f := m.flowOf(key)
+func (f *regionFlow) wrote(size int) {
 	f.writtenBytes.Add(uint64(size))
 	f.writtenKeys.Add(1)
 }
 
-func (m *flowMeter) read(key []byte, size int) {
-	f := m.flowOf(key)
+func (f *regionFlow) read(size int) {
 	f.readBytes.Add(uint64(size))
 	f.readKeys.Add(1)
 }
@@ -102,8 +84,9 @@ func (s meteredStorage) Write(ctx context.Context, req *kvrpcpb.Context, modifie
 	if err := s.Storage.Write(ctx, req, modifies); err != nil {
 		return err
 	}
+	flow := s.meter.flowOf(req)
 	for _, m := range modifies {
-		s.meter.wrote(m.Key, len(m.Key)+len(m.Value))
+		flow.wrote(len(m.Key) + len(m.Value))
 	}
 	return nil
 }
@@ -113,37 +96,36 @@ func (s meteredStorage) Snapshot(ctx context.Context, req *kvrpcpb.Context) (sto
 	if err != nil {
 		return nil, err
 	}
-	return meteredSnapshot{Snapshot: snap, meter: s.meter}, nil
+	return meteredSnapshot{Snapshot: snap, flow: s.meter.flowOf(req)}, nil
 }
 
 type meteredSnapshot struct {
 	storage.Snapshot
-	meter *flowMeter
+	flow *regionFlow
 }
 
 func (s meteredSnapshot) Get(cf engine.CF, key []byte) ([]byte, error) {
 	value, err := s.Snapshot.Get(cf, key)
 	if value != nil {
-		s.meter.read(key, len(key)+len(value))
+		s.flow.read(len(key) + len(value))
 	}
 	return value, err
 }
 
 func (s meteredSnapshot) NewIterator(cf engine.CF, opts engine.IterOptions) storage.Iterator {
-	return meteredIterator{Iterator: s.Snapshot.NewIterator(cf, opts), meter: s.meter}
+	return meteredIterator{Iterator: s.Snapshot.NewIterator(cf, opts), flow: s.flow}
 }
 
 // meteredIterator counts each value it reads.
 type meteredIterator struct {
 	storage.Iterator
-	meter *flowMeter
+	flow *regionFlow
 }
 
 func (it meteredIterator) Value() ([]byte, error) {
 	value, err := it.Iterator.Value()
 	if err == nil {
-		key := it.Key()
-		it.meter.read(key, len(key)+len(value))
+		it.flow.read(len(it.Key()) + len(value))
 	}
 	return value, err
 }

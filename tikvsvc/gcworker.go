@@ -50,10 +50,10 @@ func (w *gcWorker) tick(ctx context.Context) {
 	if safePoint <= w.done {
 		return
 	}
-	for _, region := range w.svc.regions.all() {
+	for _, region := range w.svc.regions.Led(ctx) {
 		start, end, err := rawRegionRange(region)
 		if err == nil {
-			err = w.svc.txn.GC(ctx, nil, start, end, safePoint)
+			err = w.svc.txn.GC(ctx, regionContext(region, w.svc.storeID), start, end, safePoint)
 		}
 		if err != nil {
 			w.svc.log.Warn("gc: region", "region-id", region.GetId(), "safe-point", safePoint, "err", err)

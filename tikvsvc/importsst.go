@@ -136,7 +136,7 @@ func (s *importService) Ingest(ctx context.Context, req *sst.IngestRequest) (*ss
 }
 
 func (s *importService) ingest(ctx context.Context, kvctx *kvrpcpb.Context, metas []*sst.SSTMeta) (*sst.IngestResponse, error) {
-	if _, regionErr := s.svc.regions.check(kvctx); regionErr != nil {
+	if _, regionErr := s.svc.regions.Check(kvctx); regionErr != nil {
 		return &sst.IngestResponse{Error: regionErr}, nil
 	}
 	for _, meta := range metas {
@@ -169,7 +169,7 @@ func (s *importService) ingestOne(ctx context.Context, kvctx *kvrpcpb.Context, u
 // min_commit_ts wrote twice or over an earlier value, in batches; a failure
 // of the scan is sent as key_error, a region failure as region_error.
 func (s *importService) DuplicateDetect(req *sst.DuplicateDetectRequest, stream sst.ImportSST_DuplicateDetectServer) error {
-	if _, regionErr := s.svc.regions.check(req.GetContext()); regionErr != nil {
+	if _, regionErr := s.svc.regions.Check(req.GetContext()); regionErr != nil {
 		return stream.Send(&sst.DuplicateDetectResponse{RegionError: regionErr})
 	}
 	err := s.svc.txn.DetectDuplicates(stream.Context(), req.GetContext(), req.GetStartKey(), req.GetEndKey(),

@@ -19,7 +19,7 @@ import (
 	"github.com/tinykv/tinykv/internal/diag"
 	"github.com/tinykv/tinykv/internal/pdclient"
 	"github.com/tinykv/tinykv/mvcc"
-	"github.com/tinykv/tinykv/storage"
+	"github.com/tinykv/tinykv/raftstore"
 	"google.golang.org/grpc"
 )
 
@@ -47,24 +47,38 @@ type NodeConfig struct {
 	// 0 means DefaultGCPollInterval.
 	GCPollInterval time.Duration
 	Logger         *slog.Logger
+	// Raft tunes the raftstore; zero fields take TiKV's defaults.
+	Raft RaftConfig
 	// LogFile is the file Logger writes to, searched by the diagnostics
 	// service (TiDB's cluster_log); empty when it writes to stderr.
 	LogFile string
 }
 
-// Node is a running store: engines, identity, gRPC and status servers, and
-// the heartbeat loop.
+// RaftConfig is the raftstore's tuning, as TiKV's [raftstore] section.
+type RaftConfig struct {
+	// TickInterval is raft-base-tick-interval (1 s); ElectionTicks and
+	// HeartbeatTicks are raft-election-timeout-ticks (10) and
+	// raft-heartbeat-ticks (2).
+	TickInterval                  time.Duration
+	ElectionTicks, HeartbeatTicks int
+}
+
+// Node is a running store: engines, identity, the raftstore and its
+// transport, gRPC and status servers, and the heartbeat loop.
 type Node struct {
 	cfg     NodeConfig
 	log     *slog.Logger
 	kv      *engine.Engine
-	meta    *engine.Engine
+	raftDB  *engine.Engine
 	pd      *pdclient.Client
 	storeID uint64
-	svc     *Service
-	grpc    *grpc.Server
-	status  *statusServer
-	started time.Time
+	// transport and store are the raftstore: every region a Raft group.
+	transport *raftstore.GRPCTransport
+	store     *raftstore.Store
+	svc       *Service
+	grpc      *grpc.Server
+	status    *statusServer
+	started   time.Time
 	// lastHeartbeat belongs to the heartbeat loop: when it last reported.
 	lastHeartbeat time.Time
 	// sizes estimates the sizes the heartbeats report.
@@ -72,13 +86,20 @@ type Node struct {
 	// slow is the disk slow score, fed by the kv engine's log appends and
 	// updated by each store heartbeat, which reports it.
 	slow *slowScore
+	// leaderChanged queues the regions to heartbeat at once: this store
+	// became their leader, or their region changed while it leads.
+	leaderChanged chan uint64
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
+// leaderChangedQueue is how many region heartbeats may wait to be sent
+// early; beyond it a region waits for the periodic heartbeat.
+const leaderChangedQueue = 4096
+
 // StartNode opens the store's engines, registers with PD (bootstrapping the
-// cluster on first start) and starts serving.
+// cluster on first start, or joining it empty) and starts serving.
 func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	if cfg.AdvertiseAddr == "" {
 		cfg.AdvertiseAddr = cfg.Addr
@@ -90,7 +111,8 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 		cfg.GCPollInterval = DefaultGCPollInterval
 	}
 	started := time.Now()
-	n = &Node{cfg: cfg, log: cfg.Logger, started: started, lastHeartbeat: started}
+	n = &Node{cfg: cfg, log: cfg.Logger, started: started, lastHeartbeat: started,
+		leaderChanged: make(chan uint64, leaderChangedQueue)}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -105,11 +127,13 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	if err := n.loadIdentity(ctx); err != nil {
 		return nil, err
 	}
-	regions, err := n.ensureBootstrapped(ctx)
-	if err != nil {
+	if err := n.ensureBootstrapped(ctx); err != nil {
 		return nil, err
 	}
-	if err := n.serve(ctx, regions); err != nil {
+	if err := n.startRaftstore(); err != nil {
+		return nil, err
+	}
+	if err := n.serve(ctx); err != nil {
 		return nil, err
 	}
 	if err := n.pd.PutStore(ctx, n.storeMeta()); err != nil {
@@ -120,15 +144,14 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	return n, nil
 }
 
-// metaCacheSize is the memtable and block cache size of the meta engine,
-// which holds only the store ident and region states.
-const metaCacheSize = engine.MinMemTableSize
-
 func (n *Node) openEngines() error {
 	opts := engine.DefaultOptions()
 	opts.Logger = n.log
 	kvOpts := opts
 	kvOpts.LockRank = mvcc.LockRank
+	// What the KV engine loses in a machine crash is applied again from
+	// the raft log, which syncs (TiKV's kv WAL is not synced either).
+	kvOpts.SyncWrites = false
 	n.slow = newSlowScore(time.Now())
 	kvOpts.OnLogSync = n.slow.record
 	var err error
@@ -136,8 +159,7 @@ func (n *Node) openEngines() error {
 		return fmt.Errorf("open kv engine: %w", err)
 	}
 	n.sizes = newRegionSizes(n.kv.ApproximateSize, &n.wg)
-	opts.MemTableSize, opts.BlockCacheSize = metaCacheSize, metaCacheSize
-	if n.meta, err = engine.Open(filepath.Join(n.cfg.DataDir, "raft"), opts); err != nil {
+	if n.raftDB, err = engine.Open(filepath.Join(n.cfg.DataDir, "raft"), opts); err != nil {
 		return fmt.Errorf("open raft engine: %w", err)
 	}
 	return nil
@@ -147,7 +169,7 @@ func (n *Node) openEngines() error {
 // data directory that belongs to another cluster is refused.
 func (n *Node) loadIdentity(ctx context.Context) error {
 	ident := &raft_serverpb.StoreIdent{}
-	found, err := loadProto(n.meta, storeIdentKey, ident)
+	found, err := loadProto(n.raftDB, storeIdentKey, ident)
 	if err != nil {
 		return err
 	}
@@ -163,47 +185,84 @@ func (n *Node) loadIdentity(ctx context.Context) error {
 		return err
 	}
 	ident = &raft_serverpb.StoreIdent{ClusterId: n.pd.ClusterID(), StoreId: n.storeID}
-	return saveProto(n.meta, storeIdentKey, ident)
+	return saveProto(n.raftDB, storeIdentKey, ident)
 }
 
-// ensureBootstrapped returns the store's regions, bootstrapping the cluster
-// with one region covering all keys if PD is not bootstrapped yet. The
-// region is saved locally before PD hears of it, so a crash in between is
-// repaired by the next start.
-func (n *Node) ensureBootstrapped(ctx context.Context) ([]*metapb.Region, error) {
-	regions, err := loadRegions(n.meta)
+// ensureBootstrapped bootstraps the cluster with one region covering all
+// keys, with this store's peer its only replica, unless PD is bootstrapped
+// already; then the store joins empty and PD adds replicas to it. As in
+// TiKV, the region is prepared locally (and marked as prepared) before PD
+// hears of it: a store that loses the race to bootstrap, or crashed in
+// between, clears or finishes it on its next try.
+func (n *Node) ensureBootstrapped(ctx context.Context) error {
+	prepared := &metapb.Region{}
+	found, err := loadProto(n.raftDB, prepareBootstrapKey, prepared)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	bootstrapped, err := n.pd.IsBootstrapped(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	switch {
-	case bootstrapped && len(regions) == 0:
-		return nil, errors.New("the cluster is bootstrapped and this store holds no region; a store cannot join an existing cluster yet")
+	case bootstrapped && found:
+		return n.settlePrepared(ctx, prepared)
 	case bootstrapped:
-		return regions, nil
+		return nil
 	}
-	if len(regions) == 0 {
-		region, err := n.firstRegion(ctx)
+	if !found {
+		regions, err := raftstore.LocalRegions(n.kv)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if err := saveRegion(n.meta, region); err != nil {
-			return nil, err
+		if len(regions) > 0 {
+			return fmt.Errorf("data dir %s holds %d regions of a cluster PD does not know", n.cfg.DataDir, len(regions))
 		}
-		regions = []*metapb.Region{region}
+		if prepared, err = n.prepareBootstrap(ctx); err != nil {
+			return err
+		}
 	}
-	if err := n.pd.Bootstrap(ctx, n.storeMeta(), regions[0]); err != nil {
-		if errors.Is(err, pdclient.ErrAlreadyBootstrapped) {
-			_ = removeRegion(n.meta, regions[0].GetId())
-			return nil, errors.New("another store bootstrapped the cluster first; a store cannot join an existing cluster yet")
-		}
+	err = n.pd.Bootstrap(ctx, n.storeMeta(), prepared)
+	if errors.Is(err, pdclient.ErrAlreadyBootstrapped) {
+		return n.settlePrepared(ctx, prepared)
+	}
+	if err != nil {
+		return err
+	}
+	n.log.Info("cluster bootstrapped", "store-id", n.storeID, "region-id", prepared.GetId())
+	return deleteKey(n.raftDB, prepareBootstrapKey)
+}
+
+// prepareBootstrap writes the first region locally, marked as prepared.
+func (n *Node) prepareBootstrap(ctx context.Context) (*metapb.Region, error) {
+	region, err := n.firstRegion(ctx)
+	if err != nil {
 		return nil, err
 	}
-	n.log.Info("cluster bootstrapped", "store-id", n.storeID, "region-id", regions[0].GetId())
-	return regions, nil
+	if err := saveProto(n.raftDB, prepareBootstrapKey, region); err != nil {
+		return nil, err
+	}
+	if err := raftstore.BootstrapRegion(n.kv, n.raftDB, region); err != nil {
+		return nil, err
+	}
+	return region, nil
+}
+
+// settlePrepared keeps the prepared region if PD knows it (this store's
+// bootstrap went through before a crash) and clears it otherwise (another
+// store bootstrapped the cluster).
+func (n *Node) settlePrepared(ctx context.Context, prepared *metapb.Region) error {
+	known, err := n.pd.RegionKnown(ctx, prepared.GetId())
+	if err != nil {
+		return err
+	}
+	if !known {
+		n.log.Info("another store bootstrapped the cluster; joining it empty", "store-id", n.storeID)
+		if err := raftstore.ClearBootstrappedRegion(n.kv, n.raftDB, prepared.GetId()); err != nil {
+			return err
+		}
+	}
+	return deleteKey(n.raftDB, prepareBootstrapKey)
 }
 
 func (n *Node) firstRegion(ctx context.Context) (*metapb.Region, error) {
@@ -222,16 +281,63 @@ func (n *Node) firstRegion(ctx context.Context) (*metapb.Region, error) {
 	}, nil
 }
 
+// startRaftstore starts the store's peers and their transport.
+func (n *Node) startRaftstore() error {
+	n.transport = raftstore.NewGRPCTransport(pdResolver{pd: n.pd}, n.log, raftstore.GRPCTransportOptions{})
+	store, err := raftstore.Start(raftstore.Config{
+		StoreID:        n.storeID,
+		KV:             n.kv,
+		Raft:           n.raftDB,
+		Transport:      n.transport,
+		Logger:         n.log,
+		TickInterval:   n.cfg.Raft.TickInterval,
+		ElectionTicks:  n.cfg.Raft.ElectionTicks,
+		HeartbeatTicks: n.cfg.Raft.HeartbeatTicks,
+		PD:             n.pd,
+		SplitKey:       splitKey,
+		OnLeaderChange: n.noticeLeaderChange,
+	})
+	if err != nil {
+		return fmt.Errorf("start raftstore: %w", err)
+	}
+	n.store = store
+	return nil
+}
+
+// noticeLeaderChange queues a region for an early heartbeat; it never
+// blocks (a full queue leaves the region to the periodic heartbeat).
+func (n *Node) noticeLeaderChange(regionID uint64) {
+	select {
+	case n.leaderChanged <- regionID:
+	default:
+	}
+}
+
+// splitKey drops the timestamp of a versioned key (an encoded user key and
+// 8 bytes), so that a split keeps a key's versions together; other keys
+// (raw keys, locks) split where they are.
+func splitKey(key []byte) []byte {
+	if _, rest, err := mvcc.DecodeBytes(key); err == nil && len(rest) == 8 {
+		return key[:len(key)-8]
+	}
+	return key
+}
+
 // serve starts the gRPC and status servers.
-func (n *Node) serve(ctx context.Context, regions []*metapb.Region) error {
+func (n *Node) serve(ctx context.Context) error {
 	maxTS, err := n.pd.TS(ctx)
 	if err != nil {
 		return fmt.Errorf("initial max ts: %w", err)
 	}
+	kv, err := n.store.Storage()
+	if err != nil {
+		return err
+	}
 	n.svc, err = NewService(ServiceConfig{
 		StoreID:      n.storeID,
-		Regions:      regions,
-		Storage:      storage.NewStandalone(n.kv),
+		RegionView:   raftRegions{store: n.store},
+		Storage:      kv,
+		Raft:         raftstore.NewRaftServer(n.store, n.log),
 		Logger:       n.log,
 		InitialMaxTS: maxTS,
 		ImportDir:    filepath.Join(n.cfg.DataDir, "import"),
@@ -272,74 +378,83 @@ func (n *Node) storeMeta() *metapb.Store {
 }
 
 // startBackground starts the heartbeat loop, the GC worker and the
-// resolved ts tracker.
+// resolved ts tracker, and carries out PD's operators.
 func (n *Node) startBackground() {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
+	n.pd.OnHeartbeatResponse(func(resp *pdpb.RegionHeartbeatResponse) {
+		n.wg.Go(func() { n.runOperator(ctx, resp) })
+	})
 	gc := &gcWorker{svc: n.svc, pd: n.pd, interval: n.cfg.GCPollInterval}
 	resolved := &resolvedTS{svc: n.svc, pd: n.pd, storeID: n.storeID}
-	n.wg.Add(3)
-	go func() {
-		defer n.wg.Done()
-		gc.run(ctx)
-	}()
-	go func() {
-		defer n.wg.Done()
-		resolved.run(ctx)
-	}()
-	go func() {
-		defer n.wg.Done()
-		ticker := time.NewTicker(heartbeatInterval)
-		defer ticker.Stop()
-		for {
-			n.heartbeat(ctx)
+	n.wg.Go(func() { gc.run(ctx) })
+	n.wg.Go(func() { resolved.run(ctx) })
+	n.wg.Go(func() { n.runHeartbeats(ctx) })
+}
+
+// runHeartbeats reports the store and the regions it leads to PD every
+// heartbeatInterval, and a region at once when its leadership or region
+// changed here.
+func (n *Node) runHeartbeats(ctx context.Context) {
+	ticker := time.NewTicker(heartbeatInterval)
+	defer ticker.Stop()
+	for {
+		n.heartbeat(ctx)
+		for waiting := true; waiting; {
 			select {
 			case <-ctx.Done():
 				return
+			case regionID := <-n.leaderChanged:
+				if info, ok := n.store.LeaderRegion(ctx, regionID); ok {
+					n.regionHeartbeat(ctx, info, n.heartbeatInterval(time.Now()))
+				}
 			case <-ticker.C:
+				waiting = false
 			}
 		}
-	}()
+	}
 }
 
 // heartbeat reports the store and each region it leads to PD.
 func (n *Node) heartbeat(ctx context.Context) {
-	regions := n.svc.regions.all()
+	regions := n.store.LeaderRegions(ctx)
 	slowScore := n.slow.update(time.Now(), n.kv.RunningLogSync())
 	if err := n.pd.StoreHeartbeat(ctx, n.storeStats(len(regions), slowScore)); err != nil && ctx.Err() == nil {
 		n.log.Warn("store heartbeat failed", "err", err)
 	}
 	now := time.Now()
-	interval := &pdpb.TimeInterval{StartTimestamp: uint64(n.lastHeartbeat.Unix()), EndTimestamp: uint64(now.Unix())}
+	interval := n.heartbeatInterval(now)
 	n.lastHeartbeat = now
-	for _, region := range regions {
-		flow := n.svc.flows.take(region.GetId())
-		size := n.sizes.estimate(region, flow)
-		req := &pdpb.RegionHeartbeatRequest{
-			Region:          region,
-			Leader:          n.localPeer(region),
-			Term:            1,
-			BytesWritten:    flow.writtenBytes,
-			KeysWritten:     flow.writtenKeys,
-			BytesRead:       flow.readBytes,
-			KeysRead:        flow.readKeys,
-			ApproximateSize: size.Bytes,
-			ApproximateKeys: size.Keys,
-			Interval:        interval,
-		}
-		if err := n.pd.RegionHeartbeat(req); err != nil && ctx.Err() == nil {
-			n.log.Warn("region heartbeat failed", "region-id", region.GetId(), "err", err)
-		}
+	for _, info := range regions {
+		n.regionHeartbeat(ctx, info, interval)
 	}
 }
 
-func (n *Node) localPeer(region *metapb.Region) *metapb.Peer {
-	for _, p := range region.GetPeers() {
-		if p.GetStoreId() == n.storeID {
-			return p
-		}
+func (n *Node) heartbeatInterval(now time.Time) *pdpb.TimeInterval {
+	return &pdpb.TimeInterval{StartTimestamp: uint64(n.lastHeartbeat.Unix()), EndTimestamp: uint64(now.Unix())}
+}
+
+// regionHeartbeat reports one region this store leads.
+func (n *Node) regionHeartbeat(ctx context.Context, info raftstore.RegionInfo, interval *pdpb.TimeInterval) {
+	region := info.Region
+	flow := n.svc.flows.take(region.GetId())
+	size := n.sizes.estimate(region, flow)
+	req := &pdpb.RegionHeartbeatRequest{
+		Region:          region,
+		Leader:          info.Leader,
+		Term:            info.Term,
+		PendingPeers:    info.PendingPeers,
+		BytesWritten:    flow.writtenBytes,
+		KeysWritten:     flow.writtenKeys,
+		BytesRead:       flow.readBytes,
+		KeysRead:        flow.readKeys,
+		ApproximateSize: size.Bytes,
+		ApproximateKeys: size.Keys,
+		Interval:        interval,
 	}
-	return nil
+	if err := n.pd.RegionHeartbeat(req); err != nil && ctx.Err() == nil {
+		n.log.Warn("region heartbeat failed", "region-id", region.GetId(), "err", err)
+	}
 }
 
 func (n *Node) storeStats(regionCount int, slowScore float64) *pdpb.StoreStats {
@@ -390,7 +505,13 @@ func (n *Node) Close() {
 	if n.pd != nil {
 		n.pd.Close()
 	}
-	for _, e := range []*engine.Engine{n.kv, n.meta} {
+	if n.store != nil {
+		n.store.Close()
+	}
+	if n.transport != nil {
+		n.transport.Close()
+	}
+	for _, e := range []*engine.Engine{n.kv, n.raftDB} {
 		if e != nil {
 			if err := e.Close(); err != nil {
 				n.log.Error("close engine", "err", err)

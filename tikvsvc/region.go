@@ -2,6 +2,7 @@ package tikvsvc
 
 import (
 	"bytes"
+	"context"
 	"sync"
 
 	"github.com/gogo/protobuf/proto"
@@ -11,8 +12,20 @@ import (
 	"github.com/tinykv/tinykv/mvcc"
 )
 
-// regions is the store's view of the regions it serves and of itself.
-type regions struct {
+// RegionView is the service's view of the regions its store serves.
+type RegionView interface {
+	// Check validates a request context before the request is served and
+	// returns the region it addresses, or the region error to answer. Region
+	// keys are memcomparable-encoded, as PD and clients see them.
+	Check(req *kvrpcpb.Context) (*metapb.Region, *errorpb.Error)
+	// Led returns the regions whose writes this store serves (it leads
+	// them), for background work such as GC.
+	Led(ctx context.Context) []*metapb.Region
+}
+
+// staticRegions is a fixed set of regions, all served by this store: the
+// standalone store's view.
+type staticRegions struct {
 	storeID uint64
 
 	mu sync.RWMutex
@@ -21,16 +34,16 @@ type regions struct {
 	byID map[uint64]*metapb.Region
 }
 
-func newRegions(storeID uint64, served ...*metapb.Region) *regions {
-	r := &regions{storeID: storeID, byID: make(map[uint64]*metapb.Region)}
+func newRegions(storeID uint64, served ...*metapb.Region) *staticRegions {
+	r := &staticRegions{storeID: storeID, byID: make(map[uint64]*metapb.Region)}
 	for _, region := range served {
 		r.byID[region.GetId()] = region
 	}
 	return r
 }
 
-// all returns the served regions.
-func (r *regions) all() []*metapb.Region {
+// Led returns the served regions.
+func (r *staticRegions) Led(context.Context) []*metapb.Region {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	result := make([]*metapb.Region, 0, len(r.byID))
@@ -40,9 +53,9 @@ func (r *regions) all() []*metapb.Region {
 	return result
 }
 
-// check validates a request context and returns the region it addresses,
-// or the region error to answer with.
-func (r *regions) check(ctx *kvrpcpb.Context) (*metapb.Region, *errorpb.Error) {
+// Check validates a request context against the fixed regions, epochs
+// matched exactly.
+func (r *staticRegions) Check(ctx *kvrpcpb.Context) (*metapb.Region, *errorpb.Error) {
 	if peer := ctx.GetPeer(); peer != nil && peer.GetStoreId() != r.storeID {
 		return nil, &errorpb.Error{
 			Message:       "store not match",
@@ -109,6 +122,17 @@ func keyNotInRegion(region *metapb.Region, key []byte) *errorpb.Error {
 			Key: key, RegionId: region.GetId(), StartKey: region.GetStartKey(), EndKey: region.GetEndKey(),
 		},
 	}
+}
+
+// regionContext addresses region's peer on storeID as a client would.
+func regionContext(region *metapb.Region, storeID uint64) *kvrpcpb.Context {
+	ctx := &kvrpcpb.Context{RegionId: region.GetId(), RegionEpoch: region.GetRegionEpoch()}
+	for _, p := range region.GetPeers() {
+		if p.GetStoreId() == storeID {
+			ctx.Peer = p
+		}
+	}
+	return ctx
 }
 
 // rawRegionRange decodes a region's memcomparable bounds to raw keys.

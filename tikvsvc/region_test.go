@@ -24,28 +24,28 @@ func TestRegionCheck(t *testing.T) {
 		check func(*testing.T, *kvrpcpb.Context)
 	}{
 		{"valid", good, func(t *testing.T, ctx *kvrpcpb.Context) {
-			if got, err := r.check(ctx); err != nil || got != region {
+			if got, err := r.Check(ctx); err != nil || got != region {
 				t.Fatalf("got %v, %v", got, err)
 			}
 		}},
 		{"other store", &kvrpcpb.Context{RegionId: 7, Peer: &metapb.Peer{StoreId: 9}}, func(t *testing.T, ctx *kvrpcpb.Context) {
-			if _, err := r.check(ctx); err.GetStoreNotMatch().GetActualStoreId() != 1 {
+			if _, err := r.Check(ctx); err.GetStoreNotMatch().GetActualStoreId() != 1 {
 				t.Fatalf("got %v", err)
 			}
 		}},
 		{"unknown region", &kvrpcpb.Context{RegionId: 99}, func(t *testing.T, ctx *kvrpcpb.Context) {
-			if _, err := r.check(ctx); err.GetRegionNotFound().GetRegionId() != 99 {
+			if _, err := r.Check(ctx); err.GetRegionNotFound().GetRegionId() != 99 {
 				t.Fatalf("got %v", err)
 			}
 		}},
 		{"stale version", &kvrpcpb.Context{RegionId: 7, RegionEpoch: &metapb.RegionEpoch{ConfVer: 2, Version: 4}}, func(t *testing.T, ctx *kvrpcpb.Context) {
-			_, err := r.check(ctx)
+			_, err := r.Check(ctx)
 			if current := err.GetEpochNotMatch().GetCurrentRegions(); len(current) != 1 || current[0].GetId() != 7 {
 				t.Fatalf("got %v", err)
 			}
 		}},
 		{"missing epoch", &kvrpcpb.Context{RegionId: 7}, func(t *testing.T, ctx *kvrpcpb.Context) {
-			if _, err := r.check(ctx); err.GetEpochNotMatch() == nil {
+			if _, err := r.Check(ctx); err.GetEpochNotMatch() == nil {
 				t.Fatalf("got %v", err)
 			}
 		}},

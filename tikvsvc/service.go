@@ -28,7 +28,8 @@ type Service struct {
 	tikvpb.UnimplementedTikvServer
 
 	log     *slog.Logger
-	regions *regions
+	regions RegionView
+	storeID uint64
 	raw     *rawStore
 	txn     *mvcc.Store
 	waiter  *lockWaiter
@@ -46,15 +47,30 @@ type Service struct {
 	health *healthReporter
 	// now is the wall clock.
 	now func() time.Time
+	// raft receives other stores' raft messages; nil on a standalone store.
+	raft RaftHandler
+}
+
+// RaftHandler serves the store-to-store raft streams of the Tikv service.
+type RaftHandler interface {
+	Raft(tikvpb.Tikv_RaftServer) error
+	BatchRaft(tikvpb.Tikv_BatchRaftServer) error
+	Snapshot(tikvpb.Tikv_SnapshotServer) error
 }
 
 // ServiceConfig holds what a Service needs.
 type ServiceConfig struct {
 	StoreID uint64
-	// Regions are the regions the store serves, keys encoded.
+	// RegionView is the store's view of its regions; nil means Regions,
+	// fixed, all led by this store (the standalone store).
+	RegionView RegionView
+	// Regions are the regions a standalone store serves, keys encoded.
 	Regions []*metapb.Region
 	Storage storage.Storage
-	Logger  *slog.Logger
+	// Raft serves the raft streams from other stores; nil answers them
+	// Unimplemented (a standalone store).
+	Raft   RaftHandler
+	Logger *slog.Logger
 	// InitialMaxTS seeds max_ts for async commit and 1PC: a fresh TSO
 	// timestamp, so commit timestamps stay above every read served before a
 	// restart.
@@ -84,11 +100,15 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.slowScore == nil {
 		cfg.slowScore = newSlowScore(cfg.Now())
 	}
-	flows := newFlowMeter(cfg.Regions)
+	if cfg.RegionView == nil {
+		cfg.RegionView = newRegions(cfg.StoreID, cfg.Regions...)
+	}
+	flows := newFlowMeter()
 	metered := meteredStorage{Storage: cfg.Storage, meter: flows}
 	return &Service{
 		log:       cfg.Logger,
-		regions:   newRegions(cfg.StoreID, cfg.Regions...),
+		regions:   cfg.RegionView,
+		storeID:   cfg.StoreID,
 		raw:       &rawStore{storage: metered, latches: mvcc.NewLatches(latchSlots), now: cfg.Now},
 		txn:       mvcc.NewStore(metered, mvcc.NewConcurrencyManager(cfg.InitialMaxTS)),
 		waiter:    newLockWaiter(cfg.Now),
@@ -97,6 +117,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		flows:     flows,
 		health:    &healthReporter{storeID: cfg.StoreID, score: cfg.slowScore},
 		now:       cfg.Now,
+		raft:      cfg.Raft,
 	}, nil
 }
 

@@ -13,7 +13,7 @@ import (
 // scan carries the request's context, and a region error from storage
 // comes back through KvScan's region_error as the response's region_error.
 func (s *Service) Coprocessor(ctx context.Context, req *coprocessor.Request) (*coprocessor.Response, error) {
-	if _, regionErr := s.regions.check(req.GetContext()); regionErr != nil {
+	if _, regionErr := s.regions.Check(req.GetContext()); regionErr != nil {
 		return &coprocessor.Response{RegionError: regionErr}, nil
 	}
 	return copr.Handle(ctx, s.KvScan, req), nil

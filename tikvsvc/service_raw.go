@@ -13,7 +13,7 @@ import (
 
 // rawRequest checks a raw request's region, keys and column family.
 func (s *Service) rawRequest(ctx *kvrpcpb.Context, cfName string, keys ...[]byte) (*metapb.Region, engine.CF, *errorpb.Error, error) {
-	region, regionErr := s.regions.check(ctx)
+	region, regionErr := s.regions.Check(ctx)
 	if regionErr != nil {
 		return nil, 0, regionErr, nil
 	}

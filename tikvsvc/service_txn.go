@@ -27,7 +27,7 @@ type contextual interface{ GetContext() *kvrpcpb.Context }
 // or a key error.
 func txnCall[Req contextual, Resp any](s *Service, ctx context.Context, req Req, keys [][]byte,
 	run func(context.Context, Req) (Resp, error), failed func(*errorpb.Error, *kvrpcpb.KeyError) Resp) (Resp, error) {
-	region, regionErr := s.regions.check(req.GetContext())
+	region, regionErr := s.regions.Check(req.GetContext())
 	if regionErr == nil {
 		regionErr = checkTxnKeys(region, keys...)
 	}
@@ -241,7 +241,7 @@ func (s *Service) GetLockWaitInfo(ctx context.Context, _ *kvrpcpb.GetLockWaitInf
 
 // KvGC cleans the versions below the safe point in the region.
 func (s *Service) KvGC(ctx context.Context, req *kvrpcpb.GCRequest) (*kvrpcpb.GCResponse, error) {
-	region, regionErr := s.regions.check(req.GetContext())
+	region, regionErr := s.regions.Check(req.GetContext())
 	if regionErr != nil {
 		return &kvrpcpb.GCResponse{RegionError: regionErr}, nil
 	}
@@ -256,7 +256,7 @@ func (s *Service) KvGC(ctx context.Context, req *kvrpcpb.GCRequest) (*kvrpcpb.GC
 
 // KvDeleteRange removes all data of raw keys in [start_key, end_key).
 func (s *Service) KvDeleteRange(ctx context.Context, req *kvrpcpb.DeleteRangeRequest) (*kvrpcpb.DeleteRangeResponse, error) {
-	if _, regionErr := s.regions.check(req.GetContext()); regionErr != nil {
+	if _, regionErr := s.regions.Check(req.GetContext()); regionErr != nil {
 		return &kvrpcpb.DeleteRangeResponse{RegionError: regionErr}, nil
 	}
 	err := s.txn.DeleteRange(ctx, req.GetContext(), req.GetStartKey(), req.GetEndKey())
@@ -268,14 +268,14 @@ func (s *Service) KvDeleteRange(ctx context.Context, req *kvrpcpb.DeleteRangeReq
 // UnsafeDestroyRange is sent to every store, without a region: it removes
 // all data of raw keys in [start_key, end_key).
 func (s *Service) UnsafeDestroyRange(ctx context.Context, req *kvrpcpb.UnsafeDestroyRangeRequest) (*kvrpcpb.UnsafeDestroyRangeResponse, error) {
-	err := s.txn.DeleteRange(ctx, req.GetContext(), req.GetStartKey(), req.GetEndKey())
+	err := s.txn.DestroyRange(ctx, req.GetStartKey(), req.GetEndKey())
 	return answer(&kvrpcpb.UnsafeDestroyRangeResponse{}, err, func(e *errorpb.Error, err error) *kvrpcpb.UnsafeDestroyRangeResponse {
 		return &kvrpcpb.UnsafeDestroyRangeResponse{RegionError: e, Error: errString(err)}
 	}), nil
 }
 
 func (s *Service) MvccGetByKey(ctx context.Context, req *kvrpcpb.MvccGetByKeyRequest) (*kvrpcpb.MvccGetByKeyResponse, error) {
-	region, regionErr := s.regions.check(req.GetContext())
+	region, regionErr := s.regions.Check(req.GetContext())
 	if regionErr == nil {
 		regionErr = checkTxnKeys(region, req.GetKey())
 	}
@@ -289,7 +289,7 @@ func (s *Service) MvccGetByKey(ctx context.Context, req *kvrpcpb.MvccGetByKeyReq
 }
 
 func (s *Service) MvccGetByStartTs(ctx context.Context, req *kvrpcpb.MvccGetByStartTsRequest) (*kvrpcpb.MvccGetByStartTsResponse, error) {
-	if _, regionErr := s.regions.check(req.GetContext()); regionErr != nil {
+	if _, regionErr := s.regions.Check(req.GetContext()); regionErr != nil {
 		return &kvrpcpb.MvccGetByStartTsResponse{RegionError: regionErr}, nil
 	}
 	key, info, err := s.txn.MvccGetByStartTs(ctx, req.GetContext(), req.GetStartTs())
@@ -304,7 +304,7 @@ func (s *Service) MvccGetByStartTs(ctx context.Context, req *kvrpcpb.MvccGetBySt
 // first key for the flashback transaction start_ts. Failures are answered
 // in the response's error, which TiDB retries.
 func (s *Service) KvPrepareFlashbackToVersion(ctx context.Context, req *kvrpcpb.PrepareFlashbackToVersionRequest) (*kvrpcpb.PrepareFlashbackToVersionResponse, error) {
-	if _, regionErr := s.regions.check(req.GetContext()); regionErr != nil {
+	if _, regionErr := s.regions.Check(req.GetContext()); regionErr != nil {
 		return &kvrpcpb.PrepareFlashbackToVersionResponse{RegionError: regionErr}, nil
 	}
 	err := s.txn.PrepareFlashback(ctx, req.GetContext(), req.GetStartKey(), req.GetEndKey(), req.GetStartTs(), req.GetVersion())
@@ -319,7 +319,7 @@ func (s *Service) KvPrepareFlashbackToVersion(ctx context.Context, req *kvrpcpb.
 // A range that is not prepared (never, or already flashed back) gets
 // TiKV's FlashbackNotPrepared region error, which TiDB takes as done.
 func (s *Service) KvFlashbackToVersion(ctx context.Context, req *kvrpcpb.FlashbackToVersionRequest) (*kvrpcpb.FlashbackToVersionResponse, error) {
-	region, regionErr := s.regions.check(req.GetContext())
+	region, regionErr := s.regions.Check(req.GetContext())
 	if regionErr != nil {
 		return &kvrpcpb.FlashbackToVersionResponse{RegionError: regionErr}, nil
 	}

@@ -39,7 +39,7 @@ func startStatusServer(addr string, node *Node) (*statusServer, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", s.handleStatus)
 	engines := prometheus.NewRegistry()
-	engines.MustRegister(engineCollector{"kv": node.kv, "raft": node.meta})
+	engines.MustRegister(engineCollector{"kv": node.kv, "raft": node.raftDB})
 	gatherers := prometheus.Gatherers{metricsRegistry, engines}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /config", s.handleGetConfig)

@@ -1,5 +1,6 @@
 // Command tinykv-playground starts a local TinyKV cluster — a placement
-// driver, a store and, when bin/tidb-server is there, a TiDB server on top —
+// driver, three stores (PD places three replicas of every region on them)
+// and, when bin/tidb-server is there, a TiDB server on top —
 // as child processes with data under one directory, waits until each
 // serves (TiDB: until SELECT 1 answers), prints how to connect, and stops
 // them cleanly on Ctrl-C (SIGINT) or SIGTERM. Started again on the same
@@ -18,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -35,6 +37,7 @@ type options struct {
 	binDir, dataDir, host string
 	pdPort, pdPeerPort    int
 	storePort, status     int
+	stores                int
 	tidbPort, tidbStatus  int
 	tidb                  bool
 }
@@ -69,18 +72,12 @@ func run(args []string) error {
 		return fmt.Errorf("pd: %w", err)
 	}
 
-	storeAddr := fmt.Sprintf("%s:%d", opts.host, opts.storePort)
-	statusAddr := fmt.Sprintf("%s:%d", opts.host, opts.status)
-	store, err := startComponent(log, opts, "tinykv-server", "tikv",
-		"--pd", pdAddr, "--addr", storeAddr, "--status-addr", statusAddr,
-		"--data-dir", filepath.Join(opts.dataDir, "tikv"),
-		"--log-file", filepath.Join(opts.dataDir, "tikv.log"))
+	stores, storeAddrs, err := startStores(ctx, log, opts, pdAddr)
+	for _, store := range stores {
+		defer store.stop(log)
+	}
 	if err != nil {
 		return err
-	}
-	defer store.stop(log)
-	if err := store.WaitReady(ctx, readyTimeout, proc.HTTPReady("http://"+statusAddr+"/status")); err != nil {
-		return fmt.Errorf("store: %w", err)
 	}
 
 	tidb, err := startTiDB(ctx, log, opts, pdAddr)
@@ -91,14 +88,45 @@ func run(args []string) error {
 		defer tidb.stop(log)
 	}
 
-	fmt.Printf("TinyKV cluster ready.\n  PD (and etcd, and /pd/api/v1): %s\n  store: %s (status %s)\n  data and logs: %s\n"+
+	fmt.Printf("TinyKV cluster ready.\n  PD (and etcd, and /pd/api/v1): %s\n  stores: %s\n  data and logs: %s\n"+
 		"Connect with client-go: txnkv.NewClient([]string{%q}) or rawkv.NewClientWithOpts(ctx, []string{%q}).\n",
-		pdAddr, storeAddr, statusAddr, opts.dataDir, pdAddr, pdAddr)
+		pdAddr, strings.Join(storeAddrs, ", "), opts.dataDir, pdAddr, pdAddr)
 	if tidb != nil {
 		fmt.Printf("  TiDB: mysql -h %s -P %d -u root\n", opts.host, opts.tidbPort)
 	}
 	fmt.Println("Press Ctrl-C to stop.")
-	return waitForExit(ctx, log, pd, store, tidb)
+	return waitForExit(ctx, log, append([]*component{pd, tidb}, stores...)...)
+}
+
+// startStores starts the stores one after another, each waited for until
+// it serves; the first bootstraps the cluster. Store i listens on the
+// store and status ports plus i and keeps its data in tikv (the first) or
+// tikv<i+1>. It returns the stores started, also on error, so that the
+// caller stops them.
+func startStores(ctx context.Context, log *slog.Logger, opts options, pdAddr string) ([]*component, []string, error) {
+	var stores []*component
+	var addrs []string
+	for i := range opts.stores {
+		name, dir := "tikv", "tikv"
+		if i > 0 {
+			name, dir = fmt.Sprintf("tikv%d", i+1), fmt.Sprintf("tikv%d", i+1)
+		}
+		addr := fmt.Sprintf("%s:%d", opts.host, opts.storePort+i)
+		status := fmt.Sprintf("%s:%d", opts.host, opts.status+i)
+		store, err := startComponent(log, opts, "tinykv-server", name,
+			"--pd", pdAddr, "--addr", addr, "--status-addr", status,
+			"--data-dir", filepath.Join(opts.dataDir, dir),
+			"--log-file", filepath.Join(opts.dataDir, name+".log"))
+		if err != nil {
+			return stores, addrs, err
+		}
+		stores = append(stores, store)
+		if err := store.WaitReady(ctx, readyTimeout, proc.HTTPReady("http://"+status+"/status")); err != nil {
+			return stores, addrs, fmt.Errorf("%s: %w", name, err)
+		}
+		addrs = append(addrs, fmt.Sprintf("%s (status %s)", addr, status))
+	}
+	return stores, addrs, nil
 }
 
 // waitForExit returns when a signal arrives (nil) or a component dies.
@@ -155,13 +183,17 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&opts.host, "host", "127.0.0.1", "address to serve on")
 	fs.IntVar(&opts.pdPort, "pd-port", 2379, "PD client port")
 	fs.IntVar(&opts.pdPeerPort, "pd-peer-port", 2380, "PD (etcd) peer port")
-	fs.IntVar(&opts.storePort, "store-port", 20160, "store gRPC port")
-	fs.IntVar(&opts.status, "status-port", 20180, "store status port")
+	fs.IntVar(&opts.stores, "stores", 3, "number of stores")
+	fs.IntVar(&opts.storePort, "store-port", 20160, "gRPC port of the first store (the others take the next ones)")
+	fs.IntVar(&opts.status, "status-port", 20180, "status port of the first store (the others take the next ones)")
 	fs.BoolVar(&opts.tidb, "tidb", true, "also start bin/tidb-server, if it was built")
 	fs.IntVar(&opts.tidbPort, "tidb-port", 4000, "TiDB MySQL port")
 	fs.IntVar(&opts.tidbStatus, "tidb-status-port", 10080, "TiDB status port")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
+	}
+	if opts.stores < 1 {
+		return options{}, fmt.Errorf("--stores %d: at least one store is needed", opts.stores)
 	}
 	if opts.binDir == "" {
 		self, err := os.Executable()

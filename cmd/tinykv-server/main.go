@@ -47,6 +47,11 @@ type fileConfig struct {
 	PD struct {
 		Endpoints []string `toml:"endpoints"`
 	} `toml:"pd"`
+	Raftstore struct {
+		RaftBaseTickInterval     duration `toml:"raft-base-tick-interval"`
+		RaftElectionTimeoutTicks int      `toml:"raft-election-timeout-ticks"`
+		RaftHeartbeatTicks       int      `toml:"raft-heartbeat-ticks"`
+	} `toml:"raftstore"`
 	GC struct {
 		PollSafePointInterval duration `toml:"poll-safe-point-interval"`
 	} `toml:"gc"`
@@ -89,8 +94,13 @@ func run(args []string, keepAwakeErr error) error {
 		PDAddrs:        cfg.PD.Endpoints,
 		Labels:         storeLabels(cfg.Server.Labels),
 		GCPollInterval: cfg.GC.PollSafePointInterval.Duration,
-		Logger:         logger,
-		LogFile:        cfg.Log.File.Filename,
+		Raft: tikvsvc.RaftConfig{
+			TickInterval:   cfg.Raftstore.RaftBaseTickInterval.Duration,
+			ElectionTicks:  cfg.Raftstore.RaftElectionTimeoutTicks,
+			HeartbeatTicks: cfg.Raftstore.RaftHeartbeatTicks,
+		},
+		Logger:  logger,
+		LogFile: cfg.Log.File.Filename,
 	})
 	if err != nil {
 		return err

@@ -23,6 +23,10 @@ import (
 // bootstrapped the cluster first.
 var ErrAlreadyBootstrapped = errors.New("pd: cluster is already bootstrapped")
 
+// ErrStoreTombstone is returned by GetStore for a store that left the
+// cluster: nothing may be sent to it any more.
+var ErrStoreTombstone = errors.New("pd: store is tombstone")
+
 // callTimeout bounds one unary call, as the stock client's default.
 const callTimeout = 3 * time.Second
 
@@ -38,6 +42,9 @@ type Client struct {
 	mu     sync.Mutex
 	stream pdpb.PD_RegionHeartbeatClient
 	cancel context.CancelFunc
+	// onResponse handles what PD answers on the heartbeat stream (operators
+	// for the region's leader); nil drops the answers.
+	onResponse func(*pdpb.RegionHeartbeatResponse)
 }
 
 // Dial connects to the first reachable address (host:port or http://host:port)
@@ -176,9 +183,19 @@ func (c *Client) GCSafePoint(ctx context.Context) (uint64, error) {
 	return resp.GetSafePoint(), headerError("get gc safe point", resp.GetHeader())
 }
 
+// OnHeartbeatResponse sets the handler of PD's answers on the region
+// heartbeat stream: the operators PD wants a region's leader to carry out.
+// The handler runs on the stream's receiving goroutine; it must not block
+// for long.
+func (c *Client) OnHeartbeatResponse(handle func(*pdpb.RegionHeartbeatResponse)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onResponse = handle
+}
+
 // RegionHeartbeat sends one region report on the shared stream, opening it
-// if needed. PD answers only with errors and operators; responses are
-// logged and otherwise dropped until the store acts on operators.
+// if needed. PD answers with errors, logged here, and operators, handed to
+// the OnHeartbeatResponse handler.
 func (c *Client) RegionHeartbeat(req *pdpb.RegionHeartbeatRequest) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -190,7 +207,7 @@ func (c *Client) RegionHeartbeat(req *pdpb.RegionHeartbeatRequest) error {
 			return fmt.Errorf("pd: open region heartbeat stream: %w", err)
 		}
 		c.stream, c.cancel = stream, cancel
-		go c.drain(stream)
+		go c.drain(stream, c.onResponse)
 	}
 	req.Header = c.header()
 	if err := c.stream.Send(req); err != nil {
@@ -202,16 +219,64 @@ func (c *Client) RegionHeartbeat(req *pdpb.RegionHeartbeatRequest) error {
 }
 
 // drain reads PD's responses on a heartbeat stream until it ends.
-func (c *Client) drain(stream pdpb.PD_RegionHeartbeatClient) {
+func (c *Client) drain(stream pdpb.PD_RegionHeartbeatClient, handle func(*pdpb.RegionHeartbeatResponse)) {
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
 			return
 		}
-		if e := resp.GetHeader().GetError(); e != nil {
+		if e := resp.GetHeader().GetError(); e != nil && e.GetType() != pdpb.ErrorType_OK {
 			c.log.Warn("pd rejected region heartbeat", "region-id", resp.GetRegionId(), "err", e.GetMessage())
+			continue
+		}
+		if handle != nil {
+			handle(resp)
 		}
 	}
+}
+
+// GetStore returns a store's metadata; a tombstone store is
+// ErrStoreTombstone.
+func (c *Client) GetStore(ctx context.Context, storeID uint64) (*metapb.Store, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	resp, err := c.pd.GetStore(ctx, &pdpb.GetStoreRequest{Header: c.header(), StoreId: storeID})
+	if err != nil {
+		return nil, fmt.Errorf("pd: get store %d: %w", storeID, err)
+	}
+	if err := headerError(fmt.Sprintf("get store %d", storeID), resp.GetHeader()); err != nil {
+		return nil, err
+	}
+	if resp.GetStore().GetState() == metapb.StoreState_Tombstone {
+		return nil, fmt.Errorf("get store %d: %w", storeID, ErrStoreTombstone)
+	}
+	return resp.GetStore(), nil
+}
+
+// RegionKnown reports whether PD has a region with this id.
+func (c *Client) RegionKnown(ctx context.Context, regionID uint64) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	resp, err := c.pd.GetRegionByID(ctx, &pdpb.GetRegionByIDRequest{Header: c.header(), RegionId: regionID})
+	if err != nil {
+		return false, fmt.Errorf("pd: get region %d: %w", regionID, err)
+	}
+	if err := headerError(fmt.Sprintf("get region %d", regionID), resp.GetHeader()); err != nil {
+		return false, err
+	}
+	return resp.GetRegion() != nil, nil
+}
+
+// AskBatchSplit allocates the region and peer ids of count splits of
+// region.
+func (c *Client) AskBatchSplit(ctx context.Context, region *metapb.Region, count int) ([]*pdpb.SplitID, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	resp, err := c.pd.AskBatchSplit(ctx, &pdpb.AskBatchSplitRequest{Header: c.header(), Region: region, SplitCount: uint32(count)})
+	if err != nil {
+		return nil, fmt.Errorf("pd: ask batch split of region %d: %w", region.GetId(), err)
+	}
+	return resp.GetIds(), headerError(fmt.Sprintf("ask batch split of region %d", region.GetId()), resp.GetHeader())
 }
 
 // TS returns a fresh timestamp from PD's TSO.

@@ -1,0 +1,119 @@
+package raftstore
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pingcap/kvproto/pkg/eraftpb"
+	"github.com/pingcap/kvproto/pkg/kvrpcpb"
+	"github.com/pingcap/kvproto/pkg/metapb"
+	"github.com/stretchr/testify/require"
+	"github.com/tinykv/tinykv/engine"
+)
+
+// TestCheckContext: a request context is checked against the store's view
+// of the region before it is served — another store, an unknown region and
+// an old version are refused with the errors TiKV answers; the conf_ver is
+// left to the peer, as reads and writes do not check it.
+func TestCheckContext(t *testing.T) {
+	c := newCluster(t, 1, nil, nil)
+	s := c.stores[1]
+	region, regionErr := s.CheckContext(seamContext(c, 1))
+	require.Nil(t, regionErr)
+	require.Equal(t, c.region.GetId(), region.GetId())
+
+	_, regionErr = s.CheckContext(&kvrpcpb.Context{RegionId: c.region.GetId(), RegionEpoch: c.region.GetRegionEpoch(), Peer: &metapb.Peer{StoreId: 9}})
+	require.NotNil(t, regionErr.GetStoreNotMatch())
+	_, regionErr = s.CheckContext(&kvrpcpb.Context{RegionId: 77, RegionEpoch: c.region.GetRegionEpoch()})
+	require.NotNil(t, regionErr.GetRegionNotFound())
+	_, regionErr = s.CheckContext(&kvrpcpb.Context{RegionId: c.region.GetId(), RegionEpoch: &metapb.RegionEpoch{Version: 9, ConfVer: 1}})
+	require.Equal(t, []*metapb.Region{c.region}, regionErr.GetEpochNotMatch().GetCurrentRegions())
+	_, regionErr = s.CheckContext(&kvrpcpb.Context{RegionId: c.region.GetId(), RegionEpoch: &metapb.RegionEpoch{Version: 1, ConfVer: 9}})
+	require.Nil(t, regionErr)
+}
+
+// leaderNotices records the regions OnLeaderChange was called with.
+type leaderNotices struct {
+	mu  sync.Mutex
+	ids []uint64
+}
+
+func (n *leaderNotices) record(id uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.ids = append(n.ids, id)
+}
+
+func (n *leaderNotices) count() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.ids)
+}
+
+// TestLeaderRegions: only the leader reports a region for the heartbeats,
+// with its term; a peer added by conf change is pending until the leader's
+// snapshot fills it; the leader is noticed when elected, when its region
+// changes and when a pending peer catches up.
+func TestLeaderRegions(t *testing.T) {
+	notices := &leaderNotices{}
+	c := newPartialCluster(t, 4, 3, nil, nil, func(cfg *Config) { cfg.OnLeaderChange = notices.record })
+	c.mustPut("k", "v")
+	leader := c.leader()
+	ctx := context.Background()
+	for _, id := range c.ids {
+		infos := c.stores[id].LeaderRegions(ctx)
+		if id != leader {
+			require.Empty(t, infos, "store %d is not the leader", id)
+			continue
+		}
+		require.Len(t, infos, 1)
+		require.Equal(t, leader, infos[0].Leader.GetStoreId())
+		require.NotZero(t, infos[0].Term)
+		require.Empty(t, infos[0].PendingPeers)
+	}
+	require.Eventually(t, func() bool { return notices.count() >= 1 }, 5*time.Second, testTick)
+	before := notices.count()
+
+	c.partition([]uint64{1, 2, 3})
+	require.NoError(t, c.changePeer(eraftpb.ConfChangeType_AddNode, &metapb.Peer{Id: 4, StoreId: 4}))
+	leader = c.leader()
+	info, ok := c.stores[leader].LeaderRegion(ctx, c.region.GetId())
+	require.True(t, ok)
+	require.Equal(t, []*metapb.Peer{{Id: 4, StoreId: 4}}, info.PendingPeers, "the new peer is cut off")
+	require.Greater(t, notices.count(), before, "the conf change is noticed")
+
+	before = notices.count()
+	c.heal()
+	require.Eventually(t, func() bool {
+		info, ok := c.stores[c.leader()].LeaderRegion(ctx, c.region.GetId())
+		return ok && len(info.PendingPeers) == 0
+	}, 10*time.Second, testTick, "the new peer caught up")
+	require.Eventually(t, func() bool { return notices.count() > before }, 5*time.Second, testTick, "the catch-up is noticed")
+}
+
+// TestClearBootstrappedRegion: a store that lost the bootstrap race
+// removes the region it prepared and starts with none.
+func TestClearBootstrappedRegion(t *testing.T) {
+	dir := t.TempDir()
+	kv, err := engine.Open(filepath.Join(dir, "kv"), engine.Options{InMemory: true})
+	require.NoError(t, err)
+	defer kv.Close()
+	raftDB, err := engine.Open(filepath.Join(dir, "raft"), engine.Options{InMemory: true})
+	require.NoError(t, err)
+	defer raftDB.Close()
+	region := &metapb.Region{Id: 7, RegionEpoch: &metapb.RegionEpoch{Version: 1, ConfVer: 1}, Peers: []*metapb.Peer{{Id: 8, StoreId: 1}}}
+	require.NoError(t, BootstrapRegion(kv, raftDB, region))
+	regions, err := LocalRegions(kv)
+	require.NoError(t, err)
+	require.Equal(t, []*metapb.Region{region}, regions)
+
+	require.NoError(t, ClearBootstrappedRegion(kv, raftDB, 7))
+	regions, err = LocalRegions(kv)
+	require.NoError(t, err)
+	require.Empty(t, regions)
+	_, err = raftDB.Get(engine.CfDefault, raftStateKey(7))
+	require.ErrorIs(t, err, engine.ErrNotFound)
+}
