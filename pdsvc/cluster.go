@@ -174,6 +174,9 @@ func (c *cluster) putStore(ctx context.Context, store *metapb.Store) error {
 	}
 	updated := withServingState(store)
 	if old != nil {
+		// A returning store keeps its state, so an offline store stays
+		// offline across restarts, as in PD.
+		updated.State, updated.NodeState = old.meta.GetState(), old.meta.GetNodeState()
 		updated.Labels = mergeLabels(old.meta.GetLabels(), store.GetLabels())
 	}
 	if err := c.storage.saveProto(ctx, c.storage.storeKey(store.GetId()), updated); err != nil {

@@ -29,9 +29,11 @@ type Config struct {
 	InitialCluster string `toml:"initial-cluster"`
 	// MaxRequestBytes bounds one gRPC request to any service on the port.
 	MaxRequestBytes uint `toml:"max-request-bytes"`
-	// Schedule is PD's [schedule] section, of which the hot-region history
-	// settings are used.
+	// Schedule is PD's [schedule] section, of which the hot-region history,
+	// store down time and operator wait times are used.
 	Schedule ScheduleConfig `toml:"schedule"`
+	// Replication is PD's [replication] section.
+	Replication ReplicationConfig `toml:"replication"`
 
 	// Logger receives all logs, etcd's included. Nil means slog.Default().
 	Logger *slog.Logger `toml:"-"`
@@ -50,6 +52,24 @@ type ScheduleConfig struct {
 	// HotRegionsReservedDays is how long the records are kept; 0 means the
 	// default, 7.
 	HotRegionsReservedDays int `toml:"hot-regions-reserved-days"`
+	// MaxStoreDownTime is how long a store may go without a heartbeat
+	// before the replica checker replaces the peers its regions' leaders
+	// report as down; 0 means PD's default, 30m.
+	MaxStoreDownTime time.Duration `toml:"max-store-down-time"`
+	// RegionOperatorWaitTime is how long an operator that adds or removes
+	// peers may run before it times out; 0 means 10m, PD's wait for slow
+	// steps. It is TinyKV's setting: PD derives the time from region size.
+	RegionOperatorWaitTime time.Duration `toml:"region-operator-wait-time"`
+	// LeaderOperatorWaitTime is the same for an operator that only moves
+	// the leader; 0 means 60s, PD's wait for fast steps.
+	LeaderOperatorWaitTime time.Duration `toml:"leader-operator-wait-time"`
+}
+
+// ReplicationConfig holds the [replication] settings PD honours.
+type ReplicationConfig struct {
+	// MaxReplicas is how many peers the replica checker keeps in each
+	// region; 0 means PD's default, 3.
+	MaxReplicas int `toml:"max-replicas"`
 }
 
 // Defaults for a local single-member PD.
@@ -59,6 +79,14 @@ const (
 	DefaultClientURL       = "http://127.0.0.1:2379"
 	DefaultPeerURL         = "http://127.0.0.1:2380"
 	DefaultMaxRequestBytes = 128 << 20
+)
+
+// Defaults of the replica checker and the operators it creates.
+const (
+	DefaultMaxReplicas            = 3
+	DefaultMaxStoreDownTime       = 30 * time.Minute
+	DefaultRegionOperatorWaitTime = 10 * time.Minute
+	DefaultLeaderOperatorWaitTime = time.Minute
 )
 
 // withDefaults returns cfg with every unset field filled in.
@@ -79,6 +107,10 @@ func (cfg Config) withDefaults() Config {
 	if cfg.Schedule.HotRegionsReservedDays <= 0 {
 		cfg.Schedule.HotRegionsReservedDays = DefaultHotRegionsReservedDays
 	}
+	cfg.Schedule = cfg.Schedule.withOperatorDefaults()
+	if cfg.Replication.MaxReplicas <= 0 {
+		cfg.Replication.MaxReplicas = DefaultMaxReplicas
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -86,6 +118,20 @@ func (cfg Config) withDefaults() Config {
 		cfg.Now = time.Now
 	}
 	return cfg
+}
+
+// withOperatorDefaults fills in the unset store-down and operator times.
+func (sc ScheduleConfig) withOperatorDefaults() ScheduleConfig {
+	setDefaultDuration(&sc.MaxStoreDownTime, DefaultMaxStoreDownTime)
+	setDefaultDuration(&sc.RegionOperatorWaitTime, DefaultRegionOperatorWaitTime)
+	setDefaultDuration(&sc.LeaderOperatorWaitTime, DefaultLeaderOperatorWaitTime)
+	return sc
+}
+
+func setDefaultDuration(field *time.Duration, value time.Duration) {
+	if *field <= 0 {
+		*field = value
+	}
 }
 
 func setDefault(field *string, value string) {

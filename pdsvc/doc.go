@@ -31,6 +31,34 @@
 // [schedule] hot-regions-write-interval, into the hot-region history (in
 // memory here; PD stores it on disk).
 //
+// # Scheduling
+//
+// PD tells stores what to do in its answers on the RegionHeartbeat stream
+// (coordinator.go). Each region has at most one operator
+// (operator_controller.go): a list of steps (operator_step.go) — add a voter
+// with a PD-allocated peer id, remove a peer, transfer the leader — each
+// judged finished from the leader's reports alone. On every accepted leader
+// heartbeat the region's operator advances past its finished steps and the
+// current step is sent, addressed to the leader as PD addresses it (region
+// id, PD's epoch, target peer), on the stream the leader's store last
+// reported on (hbstreams.go); a step goes out once and again only on a
+// heartbeat at least 5 s later that still shows it unfinished. An operator
+// ends with success, with a timeout ([schedule] region-operator-wait-time,
+// leader-operator-wait-time), as stale when the region's conf_ver moved more
+// than its own steps explain (PD's rule), as replaced by an admin operator,
+// or canceled over HTTP; GetOperator reports the running operator or the
+// last one that ended.
+//
+// A region without an operator goes to the replica checker
+// (replica_checker.go), which keeps [replication] max-replicas peers:
+// replacing down peers once their store has been silent for [schedule]
+// max-store-down-time, replacing peers on Offline and Tombstone stores, and
+// adding or removing peers. New peers go to the Serving, recently heard
+// store with the fewest peers. Stores become Offline or Tombstone through
+// the HTTP API (DELETE /store/{id}, POST /store/{id}/state), and
+// /pd/api/v1/operators creates, lists and cancels operators as pd-ctl does.
+// There is no balancing yet.
+//
 // # Timestamps
 //
 // The TSO allocator (tso.go) hands out hybrid timestamps: physical

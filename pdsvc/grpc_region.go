@@ -11,9 +11,15 @@ import (
 	"github.com/pingcap/kvproto/pkg/pdpb"
 )
 
-// RegionHeartbeat consumes a store's region reports. Responses are sent only
-// to report a rejected heartbeat; the same stream is where operators will go.
+// RegionHeartbeat consumes a store's region reports. It answers a rejected
+// report with an error, and sends operator steps for the regions a store
+// leads on the stream that store last reported on (see coordinator).
 func (p *pdService) RegionHeartbeat(stream pdpb.PD_RegionHeartbeatServer) error {
+	if err := p.s.checkReady(); err != nil {
+		return err
+	}
+	hs := &hbStream{stream: stream}
+	defer p.s.co.streams.unbind(hs)
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -26,17 +32,19 @@ func (p *pdService) RegionHeartbeat(stream pdpb.PD_RegionHeartbeatServer) error 
 			return err
 		}
 		if !p.s.cluster.isBootstrapped() {
-			return stream.Send(&pdpb.RegionHeartbeatResponse{Header: p.s.notBootstrappedHeader()})
+			return hs.send(&pdpb.RegionHeartbeatResponse{Header: p.s.notBootstrappedHeader()})
 		}
-		if err := p.handleRegionHeartbeat(stream.Context(), req); err != nil {
-			if sendErr := stream.Send(p.heartbeatError(req, err)); sendErr != nil {
+		if err := p.handleRegionHeartbeat(stream.Context(), hs, req); err != nil {
+			if sendErr := hs.send(p.heartbeatError(req, err)); sendErr != nil {
 				return sendErr
 			}
 		}
 	}
 }
 
-func (p *pdService) handleRegionHeartbeat(ctx context.Context, req *pdpb.RegionHeartbeatRequest) error {
+// handleRegionHeartbeat records a leader's report that arrived on hs and
+// lets the coordinator answer it with an operator step.
+func (p *pdService) handleRegionHeartbeat(ctx context.Context, hs *hbStream, req *pdpb.RegionHeartbeatRequest) error {
 	storeID := req.GetLeader().GetStoreId()
 	if _, err := p.s.cluster.getStore(storeID); err != nil {
 		return err
@@ -44,6 +52,7 @@ func (p *pdService) handleRegionHeartbeat(ctx context.Context, req *pdpb.RegionH
 	if err := validateHeartbeat(req); err != nil {
 		return err
 	}
+	p.s.co.streams.bind(storeID, hs)
 	region := &regionInfo{
 		meta:         req.GetRegion(),
 		leader:       req.GetLeader(),
@@ -62,6 +71,7 @@ func (p *pdService) handleRegionHeartbeat(ctx context.Context, req *pdpb.RegionH
 		return err
 	}
 	p.s.hot.observe(region)
+	p.s.co.onRegionHeartbeat(ctx, region)
 	return nil
 }
 
@@ -331,10 +341,22 @@ func (p *pdService) ScatterRegion(ctx context.Context, req *pdpb.ScatterRegionRe
 	return &pdpb.ScatterRegionResponse{Header: p.s.header(), FinishedPercentage: percentage}, nil
 }
 
-// GetOperator answers "not found": no operator is ever pending yet.
+// GetOperator reports the region's running operator, or else the last one
+// that ended in the past 10 minutes, with PD's status (RUNNING, SUCCESS,
+// TIMEOUT, CANCEL, REPLACE); without either it answers "Not Found".
 func (p *pdService) GetOperator(ctx context.Context, req *pdpb.GetOperatorRequest) (*pdpb.GetOperatorResponse, error) {
 	if h, err := p.clusterRequest(req.GetHeader()); h != nil || err != nil {
 		return &pdpb.GetOperatorResponse{Header: h}, err
 	}
-	return &pdpb.GetOperatorResponse{Header: p.s.errorHeader(pdpb.ErrorType_REGION_NOT_FOUND, "Not Found")}, nil
+	op, ok := p.s.co.ops.status(req.GetRegionId(), p.s.cfg.Now())
+	if !ok {
+		return &pdpb.GetOperatorResponse{Header: p.s.errorHeader(pdpb.ErrorType_REGION_NOT_FOUND, "Not Found")}, nil
+	}
+	return &pdpb.GetOperatorResponse{
+		Header:   p.s.header(),
+		RegionId: req.GetRegionId(),
+		Desc:     []byte(op.desc),
+		Kind:     []byte(op.kind.String()),
+		Status:   op.status.toPB(),
+	}, nil
 }

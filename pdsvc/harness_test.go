@@ -28,6 +28,8 @@ type testPD struct {
 	raw     pdpb.PDClient
 	cluster uint64
 	now     func() time.Time // nil: the real clock
+	// configure, if set, adjusts the server's configuration before start.
+	configure func(*pdsvc.Config)
 }
 
 func startPD(t testing.TB) *testPD {
@@ -38,12 +40,20 @@ func startPD(t testing.TB) *testPD {
 // startPDWithClock starts a PD whose clock is now.
 func startPDWithClock(t testing.TB, now func() time.Time) *testPD {
 	t.Helper()
+	return startPDWithConfig(t, now, nil)
+}
+
+// startPDWithConfig starts a PD whose clock is now and whose configuration
+// configure adjusts (nil: the defaults).
+func startPDWithConfig(t testing.TB, now func() time.Time, configure func(*pdsvc.Config)) *testPD {
+	t.Helper()
 	p := &testPD{
-		now:    now,
-		t:      t,
-		dir:    t.TempDir(),
-		client: fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)),
-		peer:   fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)),
+		now:       now,
+		configure: configure,
+		t:         t,
+		dir:       t.TempDir(),
+		client:    fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)),
+		peer:      fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)),
 	}
 	p.start()
 	t.Cleanup(p.stop)
@@ -52,14 +62,18 @@ func startPDWithClock(t testing.TB, now func() time.Time) *testPD {
 
 func (p *testPD) start() {
 	p.t.Helper()
-	srv, err := pdsvc.Start(context.Background(), pdsvc.Config{
+	cfg := pdsvc.Config{
 		Name:       "pd-test",
 		DataDir:    p.dir,
 		ClientURLs: "http://" + p.client,
 		PeerURLs:   "http://" + p.peer,
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:        p.now,
-	})
+	}
+	if p.configure != nil {
+		p.configure(&cfg)
+	}
+	srv, err := pdsvc.Start(context.Background(), cfg)
 	if err != nil {
 		p.t.Fatalf("start pd: %v", err)
 	}

@@ -42,6 +42,13 @@ func (s *Server) httpHandler() http.Handler {
 		"GET /pd/api/v1/config/region-label/rule/{id}":    s.handleGetLabelRule,
 		"DELETE /pd/api/v1/config/region-label/rule/{id}": s.handleDeleteLabelRule,
 		"POST /pd/api/v1/config/region-label/rule":        s.handleSetLabelRule,
+		"GET /pd/api/v1/operators":                        s.handleOperators,
+		"POST /pd/api/v1/operators":                       s.handleCreateOperator,
+		"DELETE /pd/api/v1/operators":                     s.handleDeleteOperators,
+		"GET /pd/api/v1/operators/{region_id}":            s.handleOperator,
+		"DELETE /pd/api/v1/operators/{region_id}":         s.handleDeleteOperator,
+		"DELETE /pd/api/v1/store/{id}":                    s.handleDeleteStore,
+		"POST /pd/api/v1/store/{id}/state":                s.handleSetStoreState,
 	}
 	for pattern, handler := range routes {
 		mux.Handle(pattern, s.requireReady(handler))
@@ -103,7 +110,7 @@ func (s *Server) handleClusterVersion(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) handleCluster(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, &metapb.Cluster{Id: s.clusterID, MaxPeerCount: 3})
+	writeJSON(w, http.StatusOK, &metapb.Cluster{Id: s.clusterID, MaxPeerCount: uint32(s.cfg.Replication.MaxReplicas)})
 }
 
 func (s *Server) handleConfig(w http.ResponseWriter, _ *http.Request) {
@@ -116,7 +123,7 @@ func (s *Server) handleConfig(w http.ResponseWriter, _ *http.Request) {
 		"advertise-peer-urls":   s.cfg.AdvertisePeerURLs,
 		"initial-cluster":       s.cfg.InitialCluster,
 		"replication": map[string]any{
-			"max-replicas":           3,
+			"max-replicas":           s.cfg.Replication.MaxReplicas,
 			"location-labels":        "",
 			"enable-placement-rules": false,
 		},

@@ -44,6 +44,7 @@ type Server struct {
 	tso       *tsoAllocator
 	cluster   *cluster
 	hot       *hotCache
+	co        *coordinator
 	gc        *gcSafePoints
 	rm        *resourceManager
 
@@ -159,6 +160,7 @@ func (s *Server) loadState(ctx context.Context) error {
 	if err := s.cluster.load(ctx); err != nil {
 		return err
 	}
+	s.co = newCoordinator(s)
 	s.gc = &gcSafePoints{storage: s.storage}
 	s.rm = &resourceManager{client: s.client}
 	return s.rm.ensureDefaultGroup(ctx)

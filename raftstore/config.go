@@ -74,11 +74,13 @@ type Config struct {
 	// PD allocates the ids of split regions; without it the store does
 	// not split.
 	PD PDClient
-	// OnLeaderChange, if set, is called with a region's id when this
-	// store's peer became its leader or, leading, saw the region change
-	// (conf change, split): the node heartbeats the region to PD at once.
-	// It runs on a poller goroutine and must not block.
-	OnLeaderChange func(regionID uint64)
+	// OnLeaderChange, if set, is called with a region's id and leader true
+	// when this store's peer became its leader or, leading, saw the region
+	// change (conf change, split, a pending peer caught up) — the node
+	// heartbeats the region to PD at once — and with leader false when the
+	// peer stopped leading. It runs on a poller goroutine and must not
+	// block.
+	OnLeaderChange func(regionID uint64, leader bool)
 }
 
 // ErrConfig is returned by Start for a configuration missing a required

@@ -107,10 +107,11 @@ func (p *peer) regionInfo() RegionInfo {
 // noticeLeadership calls Config.OnLeaderChange when this peer became the
 // leader or, leading, its region changed (a conf change, a split) or a
 // pending peer caught up (TiKV's any_new_peer_catch_up), so that PD hears of
-// it at once rather than at the next periodic heartbeat.
+// it at once rather than at the next periodic heartbeat; and when it lost
+// the leadership.
 func (p *peer) noticeLeadership() {
 	leader := p.isLeader() && p.initialized()
-	notify := leader && (!p.noticedLeader || p.noticedRegion != p.region)
+	notify := leader != p.noticedLeader || (leader && p.noticedRegion != p.region)
 	if leader && (notify || p.noticedPending > 0) {
 		// Only a leader that has pending peers pays for counting them.
 		pending := len(p.regionInfo().PendingPeers)
@@ -118,7 +119,7 @@ func (p *peer) noticeLeadership() {
 		p.noticedPending = pending
 	}
 	if notify && p.store.cfg.OnLeaderChange != nil {
-		p.store.cfg.OnLeaderChange(p.regionID())
+		p.store.cfg.OnLeaderChange(p.regionID(), leader)
 	}
 	p.noticedLeader, p.noticedRegion = leader, p.region
 }

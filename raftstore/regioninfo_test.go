@@ -35,28 +35,39 @@ func TestCheckContext(t *testing.T) {
 	require.Nil(t, regionErr)
 }
 
-// leaderNotices records the regions OnLeaderChange was called with.
+// leaderNotices records the notices OnLeaderChange was called with.
 type leaderNotices struct {
-	mu  sync.Mutex
-	ids []uint64
+	mu           sync.Mutex
+	gained, lost int
 }
 
-func (n *leaderNotices) record(id uint64) {
+func (n *leaderNotices) record(_ uint64, leader bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.ids = append(n.ids, id)
+	if leader {
+		n.gained++
+	} else {
+		n.lost++
+	}
 }
 
 func (n *leaderNotices) count() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return len(n.ids)
+	return n.gained
+}
+
+func (n *leaderNotices) losses() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.lost
 }
 
 // TestLeaderRegions: only the leader reports a region for the heartbeats,
 // with its term; a peer added by conf change is pending until the leader's
 // snapshot fills it; the leader is noticed when elected, when its region
-// changes and when a pending peer catches up.
+// changes and when a pending peer catches up, and its loss of leadership is
+// noticed too.
 func TestLeaderRegions(t *testing.T) {
 	notices := &leaderNotices{}
 	c := newPartialCluster(t, 4, 3, nil, nil, func(cfg *Config) { cfg.OnLeaderChange = notices.record })
@@ -92,6 +103,12 @@ func TestLeaderRegions(t *testing.T) {
 		return ok && len(info.PendingPeers) == 0
 	}, 10*time.Second, testTick, "the new peer caught up")
 	require.Eventually(t, func() bool { return notices.count() > before }, 5*time.Second, testTick, "the catch-up is noticed")
+
+	lostBefore := notices.losses()
+	leader = c.leader()
+	next := leader%3 + 1
+	c.mustTransferLeader(&metapb.Peer{Id: next, StoreId: next})
+	require.Eventually(t, func() bool { return notices.losses() > lostBefore }, 5*time.Second, testTick, "the loss of leadership is noticed")
 }
 
 // TestClearBootstrappedRegion: a store that lost the bootstrap race

@@ -26,8 +26,9 @@ import (
 // Version is the TiKV version this store reports.
 const Version = "8.5.4"
 
-// heartbeatInterval is how often the store reports itself and its regions.
-const heartbeatInterval = 10 * time.Second
+// defaultHeartbeatInterval is how often the store reports itself and its
+// regions, unless configured.
+const defaultHeartbeatInterval = 10 * time.Second
 
 // NodeConfig configures a store process.
 type NodeConfig struct {
@@ -61,6 +62,10 @@ type RaftConfig struct {
 	// raft-heartbeat-ticks (2).
 	TickInterval                  time.Duration
 	ElectionTicks, HeartbeatTicks int
+	// HeartbeatInterval is how often the store and the regions it leads
+	// are reported to PD besides the reports on change (TiKV's
+	// pd-store-heartbeat-tick-interval, 10 s).
+	HeartbeatInterval time.Duration
 }
 
 // Node is a running store: engines, identity, the raftstore and its
@@ -89,6 +94,10 @@ type Node struct {
 	// leaderChanged queues the regions to heartbeat at once: this store
 	// became their leader, or their region changed while it leads.
 	leaderChanged chan uint64
+	// maxTS is the max_ts sync status of the regions led here; maxTSSyncs
+	// queues the regions whose max_ts waits for a fresh timestamp.
+	maxTS      *maxTSSync
+	maxTSSyncs chan maxTSSyncTask
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -110,9 +119,13 @@ func StartNode(ctx context.Context, cfg NodeConfig) (n *Node, err error) {
 	if cfg.GCPollInterval <= 0 {
 		cfg.GCPollInterval = DefaultGCPollInterval
 	}
+	if cfg.Raft.HeartbeatInterval <= 0 {
+		cfg.Raft.HeartbeatInterval = defaultHeartbeatInterval
+	}
 	started := time.Now()
 	n = &Node{cfg: cfg, log: cfg.Logger, started: started, lastHeartbeat: started,
-		leaderChanged: make(chan uint64, leaderChangedQueue)}
+		leaderChanged: make(chan uint64, leaderChangedQueue),
+		maxTS:         newMaxTSSync(), maxTSSyncs: make(chan maxTSSyncTask, leaderChangedQueue)}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -304,12 +317,65 @@ func (n *Node) startRaftstore() error {
 	return nil
 }
 
-// noticeLeaderChange queues a region for an early heartbeat; it never
-// blocks (a full queue leaves the region to the periodic heartbeat).
-func (n *Node) noticeLeaderChange(regionID uint64) {
+// noticeLeaderChange queues a region this store leads for an early
+// heartbeat and, when its max_ts is not synced yet, for a sync; a region it
+// lost is no longer synced. It never blocks (a full queue leaves the
+// region to the periodic heartbeat, which queues it again).
+func (n *Node) noticeLeaderChange(regionID uint64, leader bool) {
+	if !leader {
+		n.maxTS.lost(regionID)
+		return
+	}
+	n.queueMaxTSSync(regionID)
 	select {
 	case n.leaderChanged <- regionID:
 	default:
+	}
+}
+
+// maxTSSyncTask is a region whose max_ts waits for a fresh timestamp, at
+// the generation of its leadership.
+type maxTSSyncTask struct{ regionID, generation uint64 }
+
+func (n *Node) queueMaxTSSync(regionID uint64) {
+	if generation, needsSync := n.maxTS.led(regionID); needsSync {
+		select {
+		case n.maxTSSyncs <- maxTSSyncTask{regionID, generation}:
+		default:
+		}
+	}
+}
+
+// runMaxTSSync raises max_ts to a fresh TSO timestamp for the regions
+// queued, one timestamp for all waiting, and marks them synced.
+func (n *Node) runMaxTSSync(ctx context.Context) {
+	for {
+		var tasks []maxTSSyncTask
+		select {
+		case <-ctx.Done():
+			return
+		case task := <-n.maxTSSyncs:
+			tasks = append(tasks, task)
+		}
+		for drained := false; !drained; {
+			select {
+			case task := <-n.maxTSSyncs:
+				tasks = append(tasks, task)
+			default:
+				drained = true
+			}
+		}
+		ts, err := n.pd.TS(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				n.log.Warn("sync max ts: get a timestamp", "regions", len(tasks), "err", err)
+			}
+			continue
+		}
+		n.svc.txn.ConcurrencyManager().UpdateMaxTS(ts)
+		for _, task := range tasks {
+			n.maxTS.markSynced(task.regionID, task.generation)
+		}
 	}
 }
 
@@ -342,6 +408,7 @@ func (n *Node) serve(ctx context.Context) error {
 		InitialMaxTS: maxTS,
 		ImportDir:    filepath.Join(n.cfg.DataDir, "import"),
 		slowScore:    n.slow,
+		maxTS:        n.maxTS,
 	})
 	if err != nil {
 		return err
@@ -390,13 +457,14 @@ func (n *Node) startBackground() {
 	n.wg.Go(func() { gc.run(ctx) })
 	n.wg.Go(func() { resolved.run(ctx) })
 	n.wg.Go(func() { n.runHeartbeats(ctx) })
+	n.wg.Go(func() { n.runMaxTSSync(ctx) })
 }
 
 // runHeartbeats reports the store and the regions it leads to PD every
-// heartbeatInterval, and a region at once when its leadership or region
+// heartbeat interval, and a region at once when its leadership or region
 // changed here.
 func (n *Node) runHeartbeats(ctx context.Context) {
-	ticker := time.NewTicker(heartbeatInterval)
+	ticker := time.NewTicker(n.cfg.Raft.HeartbeatInterval)
 	defer ticker.Stop()
 	for {
 		n.heartbeat(ctx)
@@ -426,6 +494,7 @@ func (n *Node) heartbeat(ctx context.Context) {
 	interval := n.heartbeatInterval(now)
 	n.lastHeartbeat = now
 	for _, info := range regions {
+		n.queueMaxTSSync(info.Region.GetId())
 		n.regionHeartbeat(ctx, info, interval)
 	}
 }

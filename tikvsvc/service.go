@@ -49,6 +49,9 @@ type Service struct {
 	now func() time.Time
 	// raft receives other stores' raft messages; nil on a standalone store.
 	raft RaftHandler
+	// maxTS tells the regions whose max_ts is synced for async commit and
+	// 1PC; nil on a standalone store.
+	maxTS *maxTSSync
 }
 
 // RaftHandler serves the store-to-store raft streams of the Tikv service.
@@ -80,6 +83,9 @@ type ServiceConfig struct {
 	// ImportDir holds the SSTs staged by ImportSST Write until they are
 	// ingested; it survives restarts.
 	ImportDir string
+	// maxTS is the max_ts sync status of the regions the store leads; nil
+	// treats every region as synced (a standalone store).
+	maxTS *maxTSSync
 	// slowScore is the store's disk slow score; nil means one that never
 	// sees a disk write, so it stays at 1.
 	slowScore *slowScore
@@ -118,6 +124,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		health:    &healthReporter{storeID: cfg.StoreID, score: cfg.slowScore},
 		now:       cfg.Now,
 		raft:      cfg.Raft,
+		maxTS:     cfg.maxTS,
 	}, nil
 }
 

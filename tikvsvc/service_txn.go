@@ -94,6 +94,11 @@ func (s *Service) KvPrewrite(ctx context.Context, req *kvrpcpb.PrewriteRequest) 
 	if regionErr := entryTooLarge(req.GetContext().GetRegionId(), mutationsSize(req.GetMutations())); regionErr != nil {
 		return &kvrpcpb.PrewriteResponse{RegionError: regionErr}, nil
 	}
+	if req.GetUseAsyncCommit() || req.GetTryOnePc() {
+		if regionErr := s.maxTS.check(req.GetContext().GetRegionId()); regionErr != nil {
+			return &kvrpcpb.PrewriteResponse{RegionError: regionErr}, nil
+		}
+	}
 	return txnCall(s, ctx, req, mvcc.MutationKeys(req.GetMutations()), s.txn.Prewrite,
 		func(e *errorpb.Error, k *kvrpcpb.KeyError) *kvrpcpb.PrewriteResponse {
 			return &kvrpcpb.PrewriteResponse{RegionError: e, Errors: keyErrors(k)}

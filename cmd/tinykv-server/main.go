@@ -51,6 +51,7 @@ type fileConfig struct {
 		RaftBaseTickInterval     duration `toml:"raft-base-tick-interval"`
 		RaftElectionTimeoutTicks int      `toml:"raft-election-timeout-ticks"`
 		RaftHeartbeatTicks       int      `toml:"raft-heartbeat-ticks"`
+		PDHeartbeatInterval      duration `toml:"pd-store-heartbeat-tick-interval"`
 	} `toml:"raftstore"`
 	GC struct {
 		PollSafePointInterval duration `toml:"poll-safe-point-interval"`
@@ -95,9 +96,10 @@ func run(args []string, keepAwakeErr error) error {
 		Labels:         storeLabels(cfg.Server.Labels),
 		GCPollInterval: cfg.GC.PollSafePointInterval.Duration,
 		Raft: tikvsvc.RaftConfig{
-			TickInterval:   cfg.Raftstore.RaftBaseTickInterval.Duration,
-			ElectionTicks:  cfg.Raftstore.RaftElectionTimeoutTicks,
-			HeartbeatTicks: cfg.Raftstore.RaftHeartbeatTicks,
+			TickInterval:      cfg.Raftstore.RaftBaseTickInterval.Duration,
+			ElectionTicks:     cfg.Raftstore.RaftElectionTimeoutTicks,
+			HeartbeatTicks:    cfg.Raftstore.RaftHeartbeatTicks,
+			HeartbeatInterval: cfg.Raftstore.PDHeartbeatInterval.Duration,
 		},
 		Logger:  logger,
 		LogFile: cfg.Log.File.Filename,
