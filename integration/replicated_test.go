@@ -2,9 +2,13 @@ package integration
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,9 +40,10 @@ type storeProcess struct {
 
 // startReplicated starts PD and n stores one after another; the first
 // store bootstraps the cluster and PD adds replicas on the others.
-func startReplicated(t *testing.T, n int) *replicatedCluster {
+// storeConfig is added to every store's TOML configuration.
+func startReplicated(t *testing.T, n int, storeConfig ...string) *replicatedCluster {
 	t.Helper()
-	c := newReplicated(t, n)
+	c := newReplicated(t, n, storeConfig...)
 	for i := range c.stores {
 		c.start(i)
 	}
@@ -46,18 +51,44 @@ func startReplicated(t *testing.T, n int) *replicatedCluster {
 }
 
 // newReplicated starts PD and prepares n stores without starting them.
-func newReplicated(t *testing.T, n int) *replicatedCluster {
+func newReplicated(t *testing.T, n int, storeConfig ...string) *replicatedCluster {
 	t.Helper()
 	c := &replicatedCluster{
 		t:      t,
 		pd:     startPDProcess(t, t.TempDir(), hostPort(testutil.FreePort(t)), hostPort(testutil.FreePort(t))),
 		config: filepath.Join(t.TempDir(), "tikv.toml"),
 	}
-	require(t, os.WriteFile(c.config, []byte(fastRaftConfig), 0o644), "write store config")
+	config := fastRaftConfig + strings.Join(storeConfig, "\n")
+	require(t, os.WriteFile(c.config, []byte(config), 0o644), "write store config")
 	for range n {
 		c.stores = append(c.stores, &storeProcess{dir: t.TempDir(), addr: hostPort(testutil.FreePort(t)), status: hostPort(testutil.FreePort(t))})
 	}
+	t.Cleanup(c.reportLogs)
 	return c
+}
+
+// reportLogs shows the warnings and errors of every store's log when the
+// test failed.
+func (c *replicatedCluster) reportLogs() {
+	if !c.t.Failed() {
+		return
+	}
+	for i := range c.stores {
+		data, err := os.ReadFile(c.logFile(i))
+		if err != nil {
+			continue
+		}
+		var notable []string
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.Contains(line, "[WARN]") || strings.Contains(line, "[ERROR]") || strings.Contains(line, "[FATAL]") {
+				notable = append(notable, line)
+			}
+		}
+		if len(notable) > 40 {
+			notable = notable[len(notable)-40:]
+		}
+		c.t.Logf("store %d (%s) warnings and errors, last %d:\n%s", i, c.stores[i].addr, len(notable), strings.Join(notable, "\n"))
+	}
 }
 
 // start starts store i (again, on its data directory) and waits until it
@@ -72,7 +103,18 @@ func (c *replicatedCluster) start(i int) {
 func (c *replicatedCluster) launch(i int) {
 	s := c.stores[i]
 	s.proc = startProcess(c.t, "tinykv-server", "--pd", c.pd.client, "--addr", s.addr, "--status-addr", s.status,
-		"--data-dir", s.dir, "--config", c.config)
+		"--data-dir", s.dir, "--config", c.config, "--log-file", c.logFile(i))
+}
+
+// logFile is where store i logs; every start appends to it.
+func (c *replicatedCluster) logFile(i int) string { return filepath.Join(c.stores[i].dir, "tikv.log") }
+
+// logCount counts the lines of store i's log that contain what.
+func (c *replicatedCluster) logCount(i int, what string) int {
+	c.t.Helper()
+	data, err := os.ReadFile(c.logFile(i))
+	require(c.t, err, "read the store's log")
+	return strings.Count(string(data), what)
 }
 
 // kill stops store i with SIGKILL.
@@ -238,4 +280,172 @@ func TestTiDBOnReplicatedCluster(t *testing.T) {
 	if total != 2000 || count != 20 {
 		t.Fatalf("SUM/COUNT = %d/%d after the store loss, want 2000/20", total, count)
 	}
+}
+
+// TestStoreCatchesUpBySnapshotUnderLoad: with small log GC thresholds, a
+// store killed while clients keep committing comes back behind a compacted
+// log and catches up by snapshot; it then forms the quorum with the
+// leader's store while the third is killed, and with the third alone once
+// the leader's store is killed too: every acknowledged write still reads
+// back.
+func TestStoreCatchesUpBySnapshotUnderLoad(t *testing.T) {
+	c := startReplicated(t, 3, "raft-log-gc-tick-interval = \"200ms\"\nraft-log-gc-threshold = 8\nraft-log-gc-count-limit = 16\n")
+	ctx := ctxT(t)
+	pdCli := stockPD(t, c.pd.client)
+	c.waitReplicated(ctx, pdCli, 3, 30*time.Second)
+	txnCli := (&cluster{t: t, pd: c.pd}).txnClient()
+
+	var acked sync.Map
+	var next atomic.Int64
+	stop := make(chan struct{})
+	var writers sync.WaitGroup
+	for range 4 {
+		writers.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				i := next.Add(1)
+				key, value := fmt.Sprintf("load%06d", i), fmt.Sprintf("v%d", i)
+				txn, err := txnCli.Begin()
+				if err != nil {
+					continue
+				}
+				if txn.Set([]byte(key), []byte(value)) == nil && txn.Commit(ctx) == nil {
+					acked.Store(key, value)
+				}
+			}
+		})
+	}
+	leader := c.leaderStore(ctx, pdCli, []byte("load"))
+	victim := (leader + 1) % len(c.stores)
+	time.Sleep(time.Second)
+	c.kill(victim)
+	before := next.Load()
+	waitForWithin(t, 30*time.Second, "writes while a store is down", func() bool { return next.Load() > before+200 })
+	snapshotsBefore := c.logCount(victim, "restored snapshot")
+	c.start(victim)
+	c.waitReplicated(ctx, pdCli, 3, 30*time.Second)
+	waitForWithin(t, 30*time.Second, "the restarted store to restore a snapshot", func() bool {
+		return c.logCount(victim, "restored snapshot") > snapshotsBefore
+	})
+	survivor := 3 - leader - victim
+	c.kill(survivor)
+	before = next.Load()
+	waitForWithin(t, 30*time.Second, "writes with the caught-up store in the quorum", func() bool { return next.Load() > before+100 })
+	close(stop)
+	writers.Wait()
+	c.kill(leader)
+	c.start(survivor)
+	read, err := txnCli.Begin()
+	require(t, err, "begin")
+	count := 0
+	acked.Range(func(k, v any) bool {
+		got, err := read.Get(ctx, []byte(k.(string)))
+		if err != nil || string(got) != v.(string) {
+			t.Fatalf("acknowledged %s=%s reads %q, %v", k, v, got, err)
+		}
+		count++
+		return true
+	})
+	if count < 200 {
+		t.Fatalf("only %d writes were acknowledged", count)
+	}
+}
+
+// TestTiDBThroughSplitsUnderLoad: with a small region size, TiDB's writes
+// split the table's regions again and again (every split replicated)
+// while bank transfers run in concurrent sessions; the total balance reads
+// the same throughout and at the end.
+func TestTiDBThroughSplitsUnderLoad(t *testing.T) {
+	c := startReplicated(t, 3, "split-region-check-tick-interval = \"200ms\"\n[coprocessor]\nregion-split-size = \"256KiB\"\nregion-max-size = \"384KiB\"\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	pdCli := stockPD(t, c.pd.client)
+	c.waitReplicated(ctx, pdCli, 3, 30*time.Second)
+	db := (&cluster{t: t, pd: c.pd}).startTiDB(t)
+	exec := mustExecOn(t, ctx, db)
+	exec("CREATE TABLE test.bank (id INT PRIMARY KEY, balance INT)")
+	exec("CREATE TABLE test.filler (id INT PRIMARY KEY, pad VARCHAR(1024))")
+	const accounts = 20
+	for i := range accounts {
+		exec("INSERT INTO test.bank VALUES (?, 1000)", i)
+	}
+	regionsBefore, err := c.regions(ctx, pdCli)
+	require(t, err, "scan regions")
+
+	stop := make(chan struct{})
+	var workers sync.WaitGroup
+	var transfers atomic.Int64
+	for w := range 3 {
+		workers.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				from, to := (w*7+i)%accounts, (w*7+i*3+1)%accounts
+				if from != to && sqlTransfer(ctx, db, from, to) == nil {
+					transfers.Add(1)
+				}
+			}
+		})
+	}
+	workers.Go(func() {
+		pad := strings.Repeat("x", 1000)
+		for i := 0; i < 3000; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := db.ExecContext(ctx, "INSERT INTO test.filler VALUES (?, ?)", i, pad); err != nil {
+				t.Errorf("insert filler %d: %v", i, err)
+				return
+			}
+		}
+	})
+	checkTotal := func(when string) {
+		t.Helper()
+		var total int
+		if err := db.QueryRowContext(ctx, "SELECT SUM(balance) FROM test.bank").Scan(&total); err != nil || total != accounts*1000 {
+			t.Fatalf("SUM(balance) %s = %d, %v; want %d", when, total, err, accounts*1000)
+		}
+	}
+	waitForWithin(t, 2*time.Minute, "the table to split", func() bool {
+		checkTotal("during the splits")
+		regions, err := c.regions(ctx, pdCli)
+		return err == nil && len(regions) >= len(regionsBefore)+5
+	})
+	close(stop)
+	workers.Wait()
+	checkTotal("after the splits")
+	if transfers.Load() == 0 {
+		t.Fatalf("no transfer committed")
+	}
+	var rows int
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM test.filler").Scan(&rows); err != nil || rows == 0 {
+		t.Fatalf("filler rows: %d, %v", rows, err)
+	}
+	c.waitReplicated(ctx, pdCli, 3, 30*time.Second)
+}
+
+// sqlTransfer moves 1 from one account to another in one SQL transaction.
+func sqlTransfer(ctx context.Context, db *sql.DB, from, to int) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE test.bank SET balance = balance - 1 WHERE id = ?", from); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE test.bank SET balance = balance + 1 WHERE id = ?", to); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }

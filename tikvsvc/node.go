@@ -66,6 +66,31 @@ type RaftConfig struct {
 	// are reported to PD besides the reports on change (TiKV's
 	// pd-store-heartbeat-tick-interval, 10 s).
 	HeartbeatInterval time.Duration
+	// LogGCInterval, LogGCThreshold and LogGCCountLimit are
+	// raft-log-gc-tick-interval (3 s), raft-log-gc-threshold (50) and
+	// raft-log-gc-count-limit (73728).
+	LogGCInterval                   time.Duration
+	LogGCThreshold, LogGCCountLimit uint64
+	// SplitCheckInterval is split-region-check-tick-interval (10 s); the
+	// region sizes are [coprocessor]'s region-split-size (96 MiB),
+	// region-max-size (144 MiB), region-split-keys (960000) and
+	// region-max-keys (1440000).
+	SplitCheckInterval             time.Duration
+	RegionSplitSize, RegionMaxSize uint64
+	RegionSplitKeys, RegionMaxKeys uint64
+}
+
+// ticks converts an interval to raft base ticks, at least one; 0 stays 0
+// (the raftstore's default).
+func (c RaftConfig) ticks(interval time.Duration) int {
+	if interval <= 0 {
+		return 0
+	}
+	base := c.TickInterval
+	if base <= 0 {
+		base = time.Second
+	}
+	return max(1, int(interval/base))
 }
 
 // Node is a running store: engines, identity, the raftstore and its
@@ -298,17 +323,25 @@ func (n *Node) firstRegion(ctx context.Context) (*metapb.Region, error) {
 func (n *Node) startRaftstore() error {
 	n.transport = raftstore.NewGRPCTransport(pdResolver{pd: n.pd}, n.log, raftstore.GRPCTransportOptions{})
 	store, err := raftstore.Start(raftstore.Config{
-		StoreID:        n.storeID,
-		KV:             n.kv,
-		Raft:           n.raftDB,
-		Transport:      n.transport,
-		Logger:         n.log,
-		TickInterval:   n.cfg.Raft.TickInterval,
-		ElectionTicks:  n.cfg.Raft.ElectionTicks,
-		HeartbeatTicks: n.cfg.Raft.HeartbeatTicks,
-		PD:             n.pd,
-		SplitKey:       splitKey,
-		OnLeaderChange: n.noticeLeaderChange,
+		StoreID:             n.storeID,
+		KV:                  n.kv,
+		Raft:                n.raftDB,
+		Transport:           n.transport,
+		Logger:              n.log,
+		TickInterval:        n.cfg.Raft.TickInterval,
+		ElectionTicks:       n.cfg.Raft.ElectionTicks,
+		HeartbeatTicks:      n.cfg.Raft.HeartbeatTicks,
+		RaftLogGCTicks:      n.cfg.Raft.ticks(n.cfg.Raft.LogGCInterval),
+		RaftLogGCThreshold:  n.cfg.Raft.LogGCThreshold,
+		RaftLogGCCountLimit: n.cfg.Raft.LogGCCountLimit,
+		SplitCheckTicks:     n.cfg.Raft.ticks(n.cfg.Raft.SplitCheckInterval),
+		RegionSplitSize:     n.cfg.Raft.RegionSplitSize,
+		RegionMaxSize:       n.cfg.Raft.RegionMaxSize,
+		RegionSplitKeys:     n.cfg.Raft.RegionSplitKeys,
+		RegionMaxKeys:       n.cfg.Raft.RegionMaxKeys,
+		PD:                  n.pd,
+		SplitKey:            splitKey,
+		OnLeaderChange:      n.noticeLeaderChange,
 	})
 	if err != nil {
 		return fmt.Errorf("start raftstore: %w", err)

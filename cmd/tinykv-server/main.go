@@ -20,8 +20,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -52,7 +54,17 @@ type fileConfig struct {
 		RaftElectionTimeoutTicks int      `toml:"raft-election-timeout-ticks"`
 		RaftHeartbeatTicks       int      `toml:"raft-heartbeat-ticks"`
 		PDHeartbeatInterval      duration `toml:"pd-store-heartbeat-tick-interval"`
+		RaftLogGCTickInterval    duration `toml:"raft-log-gc-tick-interval"`
+		RaftLogGCThreshold       uint64   `toml:"raft-log-gc-threshold"`
+		RaftLogGCCountLimit      uint64   `toml:"raft-log-gc-count-limit"`
+		SplitCheckTickInterval   duration `toml:"split-region-check-tick-interval"`
 	} `toml:"raftstore"`
+	Coprocessor struct {
+		RegionSplitSize size   `toml:"region-split-size"`
+		RegionMaxSize   size   `toml:"region-max-size"`
+		RegionSplitKeys uint64 `toml:"region-split-keys"`
+		RegionMaxKeys   uint64 `toml:"region-max-keys"`
+	} `toml:"coprocessor"`
 	GC struct {
 		PollSafePointInterval duration `toml:"poll-safe-point-interval"`
 	} `toml:"gc"`
@@ -96,10 +108,18 @@ func run(args []string, keepAwakeErr error) error {
 		Labels:         storeLabels(cfg.Server.Labels),
 		GCPollInterval: cfg.GC.PollSafePointInterval.Duration,
 		Raft: tikvsvc.RaftConfig{
-			TickInterval:      cfg.Raftstore.RaftBaseTickInterval.Duration,
-			ElectionTicks:     cfg.Raftstore.RaftElectionTimeoutTicks,
-			HeartbeatTicks:    cfg.Raftstore.RaftHeartbeatTicks,
-			HeartbeatInterval: cfg.Raftstore.PDHeartbeatInterval.Duration,
+			TickInterval:       cfg.Raftstore.RaftBaseTickInterval.Duration,
+			ElectionTicks:      cfg.Raftstore.RaftElectionTimeoutTicks,
+			HeartbeatTicks:     cfg.Raftstore.RaftHeartbeatTicks,
+			HeartbeatInterval:  cfg.Raftstore.PDHeartbeatInterval.Duration,
+			LogGCInterval:      cfg.Raftstore.RaftLogGCTickInterval.Duration,
+			LogGCThreshold:     cfg.Raftstore.RaftLogGCThreshold,
+			LogGCCountLimit:    cfg.Raftstore.RaftLogGCCountLimit,
+			SplitCheckInterval: cfg.Raftstore.SplitCheckTickInterval.Duration,
+			RegionSplitSize:    cfg.Coprocessor.RegionSplitSize.bytes,
+			RegionMaxSize:      cfg.Coprocessor.RegionMaxSize.bytes,
+			RegionSplitKeys:    cfg.Coprocessor.RegionSplitKeys,
+			RegionMaxKeys:      cfg.Coprocessor.RegionMaxKeys,
 		},
 		Logger:  logger,
 		LogFile: cfg.Log.File.Filename,
@@ -171,6 +191,32 @@ func (d *duration) UnmarshalText(text []byte) error {
 		return fmt.Errorf("duration %q: %w", text, err)
 	}
 	d.Duration = parsed
+	return nil
+}
+
+// size is a TOML size string as TiKV writes them: a number and a unit, B,
+// KB or KiB, MB or MiB, GB or GiB (TiKV's ReadableSize: every K is 1024).
+type size struct{ bytes uint64 }
+
+var sizeUnits = []struct {
+	suffix string
+	bytes  uint64
+}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"B", 1}}
+
+func (s *size) UnmarshalText(text []byte) error {
+	str := strings.TrimSpace(string(text))
+	unit := uint64(1)
+	for _, u := range sizeUnits {
+		if trimmed, ok := strings.CutSuffix(str, u.suffix); ok {
+			str, unit = strings.TrimSpace(trimmed), u.bytes
+			break
+		}
+	}
+	n, err := strconv.ParseUint(str, 10, 64)
+	if err != nil || n > math.MaxUint64/unit {
+		return fmt.Errorf("size %q: want a number and a unit such as 96MiB", text)
+	}
+	s.bytes = n * unit
 	return nil
 }
 
