@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tikv/client-go/v2/kv"
 	pd "github.com/tikv/pd/client"
 	"github.com/tinykv/tinykv/internal/testutil"
 )
@@ -448,4 +449,39 @@ func sqlTransfer(ctx context.Context, db *sql.DB, from, to int) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// TestFollowerReads: client-go snapshots reading from followers
+// (replica read) see every transaction committed before they started, and
+// the followers served them.
+func TestFollowerReads(t *testing.T) {
+	c := startReplicated(t, 3)
+	ctx := ctxT(t)
+	pdCli := stockPD(t, c.pd.client)
+	c.waitReplicated(ctx, pdCli, 3, 30*time.Second)
+	txnCli := (&cluster{t: t, pd: c.pd}).txnClient()
+	for round := range 10 {
+		txn, err := txnCli.Begin()
+		require(t, err, "begin")
+		for i := range 10 {
+			require(t, txn.Set([]byte(fmt.Sprintf("f%02d", i)), []byte(fmt.Sprintf("r%d", round))), "set")
+		}
+		require(t, txn.Commit(ctx), "commit")
+		read, err := txnCli.Begin()
+		require(t, err, "begin")
+		read.GetSnapshot().SetReplicaRead(kv.ReplicaReadFollower)
+		for i := range 10 {
+			key := fmt.Sprintf("f%02d", i)
+			if v, err := read.Get(ctx, []byte(key)); err != nil || string(v) != fmt.Sprintf("r%d", round) {
+				t.Fatalf("follower read of %s in round %d = %q, %v", key, round, v, err)
+			}
+		}
+	}
+	served := 0.0
+	for _, s := range c.stores {
+		served += (&cluster{status: s.status}).metric(t, `tinykv_raftstore_reads_total{kind="replica"}`)
+	}
+	if served < 1 {
+		t.Fatalf("no store served a replica read")
+	}
 }

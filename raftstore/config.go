@@ -74,6 +74,10 @@ type Config struct {
 	// PD allocates the ids of split regions; without it the store does
 	// not split.
 	PD PDClient
+	// MaxPeerDownDuration is how long a leader goes without hearing from a
+	// peer before it reports the peer down to PD (TiKV's
+	// max-peer-down-duration, 10 minutes).
+	MaxPeerDownDuration time.Duration
 	// OnLeaderChange, if set, is called with a region's id and leader true
 	// when this store's peer became its leader or, leading, saw the region
 	// change (conf change, split, a pending peer caught up) — the node
@@ -108,6 +112,7 @@ func (c *Config) withDefaults() (Config, error) {
 	setDefault(&cfg.RaftLogGCThreshold, 50)
 	setDefault(&cfg.RaftLogGCCountLimit, 73728)
 	setDefault(&cfg.SnapshotWorkers, 2)
+	setDefault(&cfg.MaxPeerDownDuration, 10*time.Minute)
 	setDefault(&cfg.SplitCheckTicks, 10)
 	setDefault(&cfg.RegionSplitSize, 96<<20)
 	setDefault(&cfg.RegionMaxSize, cfg.RegionSplitSize/2*3)

@@ -74,12 +74,16 @@ func (k kvStorage) DestroyRange(ctx context.Context, start, end []byte) error {
 }
 
 // requestHeader addresses a raft command as the client's request context
-// addresses the region.
+// addresses the region. A stale read is served as a replica read: by the
+// leader's read index on a follower, which sees at least what a read at
+// the region's safe ts would (TiKV serves it from the safe ts without
+// asking the leader).
 func requestHeader(req *kvrpcpb.Context) *raft_cmdpb.RaftRequestHeader {
 	return &raft_cmdpb.RaftRequestHeader{
 		RegionId:    req.GetRegionId(),
 		Peer:        req.GetPeer(),
 		RegionEpoch: req.GetRegionEpoch(),
+		ReplicaRead: req.GetReplicaRead() || req.GetStaleRead(),
 	}
 }
 

@@ -124,6 +124,9 @@ type peer struct {
 	noticedLeader  bool
 	noticedRegion  *metapb.Region
 	noticedPending int
+	// heardAt is the tick count at which each peer was last heard from (or
+	// this peer became the leader), for the down peers PD hears of.
+	heardAt map[uint64]int
 }
 
 func newPeer(s *Store, region *metapb.Region, meta *metapb.Peer, apply *raft_serverpb.RaftApplyState) (*peer, error) {
@@ -178,6 +181,7 @@ func startPeerWith(s *Store, region *metapb.Region, meta *metapb.Peer, ps *peerS
 		ps:      ps,
 		applied: applyResult{appliedIndex: applied, appliedTerm: appliedTerm},
 		peers:   map[uint64]*metapb.Peer{},
+		heardAt: map[uint64]int{},
 	}
 	ps.generate = func() { s.buildSnapshot(region.GetId()) }
 	if soleVoter(region, meta) {
@@ -252,6 +256,7 @@ func (p *peer) step(m *raft_serverpb.RaftMessage) {
 	msg := m.GetMessage()
 	if from := m.GetFromPeer(); from.GetId() != 0 && from.GetId() == msg.GetFrom() {
 		p.peers[from.GetId()] = from
+		p.heardAt[from.GetId()] = p.ticks
 	}
 	switch {
 	case msg.GetMsgType() == eraftpb.MessageType_MsgSnapshot && !p.acceptSnapshot(msg.GetSnapshot()):
@@ -437,6 +442,10 @@ func (p *peer) dropOverwritten(index, term uint64) {
 // earlier leader is applied here too), and otherwise queues it for the next
 // ReadIndex round (TiKV's read policy, without replica and stale reads).
 func (p *peer) readLocal(r *readRequest) {
+	if r.header.GetReplicaRead() && !p.isLeader() {
+		p.replicaRead(r)
+		return
+	}
 	if err := p.checkRequest(r.header); err != nil {
 		r.done(nil, err)
 		return
@@ -448,6 +457,40 @@ func (p *peer) readLocal(r *readRequest) {
 	}
 	p.store.stats.readIndexReads.Add(1)
 	p.newReads = append(p.newReads, r)
+}
+
+// replicaRead queues a follower read (Context.replica_read): the next
+// read round asks the leader for its read index, and the read is served
+// once this follower has applied up to it, so it sees every write
+// acknowledged before it was sent. A follower that knows no leader answers
+// at once, so that the client tries another replica.
+func (p *peer) replicaRead(r *readRequest) {
+	if err := p.checkReplicaRead(r.header); err != nil {
+		r.done(nil, err)
+		return
+	}
+	p.store.stats.replicaReads.Add(1)
+	p.newReads = append(p.newReads, r)
+}
+
+// checkReplicaRead checks a follower read as checkRequest checks a leader
+// request, leadership aside: peer id, a known leader, initialization and
+// the epoch.
+func (p *peer) checkReplicaRead(header *raft_cmdpb.RaftRequestHeader) *errorpb.Error {
+	if id := header.GetPeer().GetId(); id != 0 && id != p.meta.GetId() {
+		return errMismatchPeerID(id, p.meta.GetId())
+	}
+	if p.rn.BasicStatus().SoftState.Lead == raft.None {
+		return errReadIndexNotReady(p.regionID(), "no leader known to ask for a read index")
+	}
+	if !p.initialized() {
+		return errRegionNotInitialized(p.regionID())
+	}
+	if err := checkRegion(header, p.region, false); err != nil {
+		p.store.addSibling(err, p.region)
+		return err
+	}
+	return nil
 }
 
 // startReadRound asks raft to confirm leadership for the reads that arrived
@@ -609,6 +652,26 @@ func (p *peer) persist(rd *raft.Ready, wb *engine.WriteBatch) {
 			p.store.fatal("save raft state", err, p.regionID())
 		}
 	}
+}
+
+// sendsBeforePersist reports whether a Ready's messages may leave before
+// its log write: a leader's may, at a term and vote already durable, so
+// that followers write the entries while the leader does (Raft thesis
+// §10.2.1). It is safe because the leader acknowledges nothing it has not
+// persisted: commitment counts the followers' acknowledgements, which
+// arrive in a later round, after this round's write, and entries are
+// applied only after the write that holds them. Anything else (votes,
+// acknowledgements of appends) must wait for the write.
+func (p *peer) sendsBeforePersist(rd *raft.Ready) bool {
+	if len(rd.Messages) == 0 || rd.Snapshot != nil || !p.isLeader() {
+		return false
+	}
+	if rd.SoftState != nil && rd.SoftState.RaftState != raft.StateLeader {
+		return false
+	}
+	durable := p.ps.raftState.GetHardState()
+	return raft.IsEmptyHardState(rd.HardState) ||
+		(rd.HardState.Term == durable.GetTerm() && rd.HardState.Vote == durable.GetVote())
 }
 
 // afterPersist finishes a Ready once its state is durable: send the

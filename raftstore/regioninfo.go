@@ -2,11 +2,13 @@ package raftstore
 
 import (
 	"context"
+	"time"
 
 	"github.com/gogo/protobuf/proto"
 	"github.com/pingcap/kvproto/pkg/errorpb"
 	"github.com/pingcap/kvproto/pkg/kvrpcpb"
 	"github.com/pingcap/kvproto/pkg/metapb"
+	"github.com/pingcap/kvproto/pkg/pdpb"
 	"github.com/tinykv/tinykv/raft"
 )
 
@@ -44,6 +46,9 @@ type RegionInfo struct {
 	// PendingPeers are the peers that lag behind the log this leader keeps
 	// (they wait for a snapshot), as TiKV reports them.
 	PendingPeers []*metapb.Peer
+	// DownPeers are the peers this leader has not heard from for
+	// Config.MaxPeerDownDuration, with how long.
+	DownPeers []*pdpb.PeerStats
 }
 
 // LeaderRegions returns the regions this store's peers lead, for the
@@ -89,7 +94,7 @@ func (s *Store) LeaderRegion(ctx context.Context, regionID uint64) (RegionInfo, 
 
 // regionInfo describes the region as this leader sees it.
 func (p *peer) regionInfo() RegionInfo {
-	info := RegionInfo{Region: cloneRegion(p.region), Leader: proto.Clone(p.meta).(*metapb.Peer), Term: p.term()}
+	info := RegionInfo{Region: cloneRegion(p.region), Leader: proto.Clone(p.meta).(*metapb.Peer), Term: p.term(), DownPeers: p.downPeers()}
 	first := p.ps.firstIndex()
 	for id, pr := range p.rn.Status().Progress {
 		if id == p.meta.GetId() {
@@ -104,6 +109,22 @@ func (p *peer) regionInfo() RegionInfo {
 	return info
 }
 
+// downPeers lists the region's peers this leader has not heard from for
+// MaxPeerDownDuration (TiKV's max-peer-down-duration).
+func (p *peer) downPeers() []*pdpb.PeerStats {
+	var down []*pdpb.PeerStats
+	for _, peer := range p.region.GetPeers() {
+		if peer.GetId() == p.meta.GetId() {
+			continue
+		}
+		silent := time.Duration(p.ticks-p.heardAt[peer.GetId()]) * p.store.cfg.TickInterval
+		if silent >= p.store.cfg.MaxPeerDownDuration {
+			down = append(down, &pdpb.PeerStats{Peer: proto.Clone(peer).(*metapb.Peer), DownSeconds: uint64(silent / time.Second)})
+		}
+	}
+	return down
+}
+
 // noticeLeadership calls Config.OnLeaderChange when this peer became the
 // leader or, leading, its region changed (a conf change, a split) or a
 // pending peer caught up (TiKV's any_new_peer_catch_up), so that PD hears of
@@ -111,6 +132,12 @@ func (p *peer) regionInfo() RegionInfo {
 // the leadership.
 func (p *peer) noticeLeadership() {
 	leader := p.isLeader() && p.initialized()
+	if leader && !p.noticedLeader {
+		// A new leader counts its peers' silence from now, as TiKV does.
+		for _, peer := range p.region.GetPeers() {
+			p.heardAt[peer.GetId()] = p.ticks
+		}
+	}
 	notify := leader != p.noticedLeader || (leader && p.noticedRegion != p.region)
 	if leader && (notify || p.noticedPending > 0) {
 		// Only a leader that has pending peers pays for counting them.

@@ -134,3 +134,34 @@ func TestClearBootstrappedRegion(t *testing.T) {
 	_, err = raftDB.Get(engine.CfDefault, raftStateKey(7))
 	require.ErrorIs(t, err, engine.ErrNotFound)
 }
+
+// TestDownPeers: a peer the leader has not heard from for
+// MaxPeerDownDuration is reported down, with how long; once it is heard
+// from again it is not.
+func TestDownPeers(t *testing.T) {
+	c := newCluster(t, 3, nil, nil, func(cfg *Config) { cfg.MaxPeerDownDuration = 3 * electionTimeout })
+	c.mustPut("k", "v")
+	leader := c.leader()
+	cutOff := leader%3 + 1
+	ctx := context.Background()
+	info, ok := c.stores[leader].LeaderRegion(ctx, c.region.GetId())
+	require.True(t, ok)
+	require.Empty(t, info.DownPeers)
+
+	var others []uint64
+	for _, id := range c.ids {
+		if id != cutOff {
+			others = append(others, id)
+		}
+	}
+	c.partition(others, []uint64{cutOff})
+	require.Eventually(t, func() bool {
+		info, ok := c.stores[leader].LeaderRegion(ctx, c.region.GetId())
+		return ok && len(info.DownPeers) == 1 && info.DownPeers[0].GetPeer().GetStoreId() == cutOff
+	}, 10*electionTimeout, testTick, "the cut-off peer is reported down")
+	c.heal()
+	require.Eventually(t, func() bool {
+		info, ok := c.stores[leader].LeaderRegion(ctx, c.region.GetId())
+		return ok && len(info.DownPeers) == 0
+	}, 10*electionTimeout, testTick, "the peer is back")
+}

@@ -62,16 +62,17 @@ type Store struct {
 
 // storeStats counts what the store did since Start.
 type storeStats struct {
-	leaseReads, readIndexReads atomic.Uint64
+	leaseReads, readIndexReads, replicaReads atomic.Uint64
 }
 
-// ReadStats counts the reads served since Start by how leadership was
-// confirmed: by the leader lease, or by a ReadIndex round.
-type ReadStats struct{ Lease, ReadIndex uint64 }
+// ReadStats counts the reads asked of this store since Start by how they
+// are confirmed: by the leader lease, by a ReadIndex round on the leader,
+// or as replica reads on a follower (by the leader's read index).
+type ReadStats struct{ Lease, ReadIndex, Replica uint64 }
 
 // ReadStats returns the store's read counts.
 func (s *Store) ReadStats() ReadStats {
-	return ReadStats{Lease: s.stats.leaseReads.Load(), ReadIndex: s.stats.readIndexReads.Load()}
+	return ReadStats{Lease: s.stats.leaseReads.Load(), ReadIndex: s.stats.readIndexReads.Load(), Replica: s.stats.replicaReads.Load()}
 }
 
 // logGCTask deletes the entries [from, to) of a region's log.
@@ -512,6 +513,10 @@ func (s *Store) peerRound(batch []delivery[*peer, peerMsg]) {
 		}
 		p.startReadRound()
 		if rd, ok := p.nextReady(); ok {
+			if p.sendsBeforePersist(&rd) {
+				p.send(rd.Messages)
+				rd.Messages = nil
+			}
 			p.persist(&rd, wb)
 			readies = append(readies, readyPeer{p: p, rd: rd})
 		}

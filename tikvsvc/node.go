@@ -546,6 +546,7 @@ func (n *Node) regionHeartbeat(ctx context.Context, info raftstore.RegionInfo, i
 		Leader:          info.Leader,
 		Term:            info.Term,
 		PendingPeers:    info.PendingPeers,
+		DownPeers:       info.DownPeers,
 		BytesWritten:    flow.writtenBytes,
 		KeysWritten:     flow.writtenKeys,
 		BytesRead:       flow.readBytes,

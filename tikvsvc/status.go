@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tinykv/tinykv/engine"
+	"github.com/tinykv/tinykv/raftstore"
 )
 
 // statusServer serves TiKV's status HTTP API: /status, /metrics (Prometheus
@@ -39,7 +40,7 @@ func startStatusServer(addr string, node *Node) (*statusServer, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", s.handleStatus)
 	engines := prometheus.NewRegistry()
-	engines.MustRegister(engineCollector{"kv": node.kv, "raft": node.raftDB})
+	engines.MustRegister(engineCollector{"kv": node.kv, "raft": node.raftDB}, readCollector{node.store})
 	gatherers := prometheus.Gatherers{metricsRegistry, engines}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /config", s.handleGetConfig)
@@ -162,7 +163,7 @@ func observe(method string, start time.Time) {
 }
 
 // Descriptions of the engine metrics; the db label names the engine ("kv"
-// for data, "raft" for region and store metadata).
+// for data, "raft" for the raft logs and the store ident).
 var (
 	engineCommitGroupsDesc = prometheus.NewDesc("tinykv_engine_commit_groups_total",
 		"Group commits of the engine.", []string{"db"}, nil)
@@ -193,5 +194,21 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(engineCommitWritesDesc, prometheus.CounterValue, float64(stats.Writes), db)
 		ch <- prometheus.MustNewConstMetric(engineLogSyncsDesc, prometheus.CounterValue, float64(stats.LogSyncs), db)
 		ch <- prometheus.MustNewConstMetric(engineLogSyncSecondsDesc, prometheus.CounterValue, stats.LogSyncTime.Seconds(), db)
+	}
+}
+
+var raftstoreReadsDesc = prometheus.NewDesc("tinykv_raftstore_reads_total",
+	"Reads asked of the raftstore, by how they are confirmed: lease (the leader's lease), read_index (a ReadIndex round on the leader), replica (on a follower, by the leader's read index).",
+	[]string{"kind"}, nil)
+
+// readCollector exports the raftstore's read counts.
+type readCollector struct{ store *raftstore.Store }
+
+func (c readCollector) Describe(ch chan<- *prometheus.Desc) { ch <- raftstoreReadsDesc }
+
+func (c readCollector) Collect(ch chan<- prometheus.Metric) {
+	stats := c.store.ReadStats()
+	for kind, n := range map[string]uint64{"lease": stats.Lease, "read_index": stats.ReadIndex, "replica": stats.Replica} {
+		ch <- prometheus.MustNewConstMetric(raftstoreReadsDesc, prometheus.CounterValue, float64(n), kind)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	tikvconfig "github.com/tikv/client-go/v2/config"
 	"github.com/tikv/client-go/v2/rawkv"
 	"github.com/tikv/client-go/v2/txnkv"
+	pd "github.com/tikv/pd/client"
 )
 
 // bench sets up the selected systems, runs the plan against them and stops
@@ -56,7 +57,7 @@ func execute(ctx context.Context, cfg config, systems []system) ([]result, error
 	var results []result
 	for i, ph := range buildPlan(cfg) {
 		for _, sys := range rotate(systems, ph.round) {
-			res := runPhase(ctx, spec, sys, ph, i)
+			res := runMetered(ctx, spec, sys, ph, i)
 			if err := ctx.Err(); err != nil {
 				return results, fmt.Errorf("interrupted: %w", err)
 			}
@@ -77,16 +78,19 @@ func rotate(systems []system, n int) []system {
 // env is what a run started: the systems under test, in the order of
 // systemNames, and what must be closed at the end.
 type env struct {
-	systems  []system
-	closers  []func() error // in the order things were started
-	storePID int            // 0 when unknown
-	pdPID    int            // 0 when the bench did not start PD
+	systems   []system
+	closers   []func() error // in the order things were started
+	storePIDs []int          // empty when unknown
+	pdPID     int            // 0 when the bench did not start PD
 }
 
 // setup starts or connects to every selected system. On error it closes
 // what it started.
 func setup(ctx context.Context, cfg config, dir string) (e *env, err error) {
-	e = &env{storePID: cfg.storePID}
+	e = &env{}
+	if cfg.storePID != 0 {
+		e.storePIDs = []int{cfg.storePID}
+	}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, e.close())
@@ -98,35 +102,56 @@ func setup(ctx context.Context, cfg config, dir string) (e *env, err error) {
 		}
 	}
 	if slices.Contains(cfg.systems, "etcd") {
-		peer, err := startEtcd(filepath.Join(dir, "etcd"))
+		etcd, err := startEtcd(filepath.Join(dir, "etcd"), cfg.etcdMembers)
 		if err != nil {
 			return e, err
 		}
-		e.closers = append(e.closers, peer.close)
-		e.systems = append(e.systems, system{name: "etcd", store: etcdStore{peer.cli}, keys: keyspace{"e/", cfg.hashedKeys}})
+		e.closers = append(e.closers, etcd.close)
+		e.systems = append(e.systems, system{name: "etcd", store: etcdStore{etcd.cli}, keys: keyspace{"e/", cfg.hashedKeys},
+			replicas: cfg.etcdMembers, meter: etcdMeter{}})
 	}
 	return e, nil
 }
 
-// startTinyKV starts a cluster unless --pd names one, and connects the
-// selected client-go clients to it.
+// startTinyKV starts a cluster of --stores stores unless --pd names one,
+// waits until PD has placed every replica of a started cluster, and
+// connects the selected client-go clients to it.
 func (e *env) startTinyKV(ctx context.Context, cfg config, dir string) error {
 	pdAddr := cfg.pd
 	if pdAddr == "" {
-		c, err := startCluster(ctx, cfg.binDir, dir)
+		c, err := startCluster(ctx, cfg.binDir, dir, cfg.stores)
 		if err != nil {
 			return err
 		}
 		e.closers = append(e.closers, c.stop)
-		pdAddr, e.storePID, e.pdPID = c.pdAddr, c.store.Pid(), c.pd.Pid()
+		pdAddr, e.storePIDs, e.pdPID = c.pdAddr, c.storePIDs(), c.pd.Pid()
 	}
+	pdCli, err := pd.NewClientWithContext(ctx, []string{"http://" + pdAddr}, pd.SecurityOption{})
+	if err != nil {
+		return fmt.Errorf("pd client: %w", err)
+	}
+	e.closers = append(e.closers, func() error { pdCli.Close(); return nil })
+	if cfg.pd == "" {
+		if err := waitReplicated(ctx, pdCli, cfg.stores, readyTimeout); err != nil {
+			return err
+		}
+	}
+	replicas, err := replicaCount(ctx, pdCli)
+	if err != nil {
+		return err
+	}
+	addrs, err := statusAddrs(ctx, pdCli)
+	if err != nil {
+		return err
+	}
+	shared := system{keys: keyspace{hashed: cfg.hashedKeys}, replicas: replicas, meter: storeMeter{addrs}}
 	if slices.Contains(cfg.systems, "tinykv-raw") {
 		cli, err := rawkv.NewClientWithOpts(ctx, []string{pdAddr}, rawkv.WithSecurity(tikvconfig.Security{}))
 		if err != nil {
 			return fmt.Errorf("rawkv client: %w", err)
 		}
 		e.closers = append(e.closers, cli.Close)
-		e.systems = append(e.systems, system{name: "tinykv-raw", store: rawStore{cli}, keys: keyspace{"r/", cfg.hashedKeys}})
+		e.systems = append(e.systems, shared.as("tinykv-raw", rawStore{cli}, "r/"))
 	}
 	if slices.Contains(cfg.systems, "tinykv-txn") {
 		cli, err := txnkv.NewClient([]string{pdAddr})
@@ -134,9 +159,16 @@ func (e *env) startTinyKV(ctx context.Context, cfg config, dir string) error {
 			return fmt.Errorf("txnkv client: %w", err)
 		}
 		e.closers = append(e.closers, cli.Close)
-		e.systems = append(e.systems, system{name: "tinykv-txn", store: txnStore{cli}, keys: keyspace{"t/", cfg.hashedKeys}})
+		e.systems = append(e.systems, shared.as("tinykv-txn", txnStore{cli}, "t/"))
 	}
 	return nil
+}
+
+// as returns s named name, driven through store, with its keys under
+// prefix.
+func (s system) as(name string, store kvStore, prefix string) system {
+	s.name, s.store, s.keys.prefix = name, store, prefix
+	return s
 }
 
 // close closes everything in the reverse order of starting.
@@ -149,14 +181,23 @@ func (e *env) close() error {
 	return errors.Join(errs...)
 }
 
-// memory is the peak resident set sizes, formatted for the report.
+// memory is the peak resident set sizes, formatted for the report; store
+// lists every store's.
 type memory struct {
 	store, pd, bench string
 }
 
 func (e *env) peakMemory() memory {
+	store := "unknown (with --pd, pass --store-pid)"
+	if len(e.storePIDs) > 0 {
+		each := make([]string, len(e.storePIDs))
+		for i, pid := range e.storePIDs {
+			each[i] = peakRSS(pid, "")
+		}
+		store = strings.Join(each, ", ")
+	}
 	return memory{
-		store: peakRSS(e.storePID, "unknown (with --pd, pass --store-pid)"),
+		store: store,
 		pd:    peakRSS(e.pdPID, "not started by the bench"),
 		bench: peakRSS(os.Getpid(), ""),
 	}

@@ -100,7 +100,7 @@ func TestWorkloadMix(t *testing.T) {
 }
 
 func TestBuildPlan(t *testing.T) {
-	cfg, err := parseFlags(nil)
+	cfg, err := parseFlags([]string{"--workloads", strings.Join(workloadNames, ",")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +119,24 @@ func TestBuildPlan(t *testing.T) {
 		if op := buildPlan(cfg)[i].pick(nil, 3); !op.write || op.keynum != first+3 {
 			t.Errorf("phase %d op 3 = %+v, want a write of record %d", i, op, first+3)
 		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.stores != 3 || cfg.etcdMembers != 3 || cfg.clients != 64 || strings.Join(cfg.workloads, ",") != "put,get" {
+		t.Errorf("defaults: stores %d, etcd members %d, clients %d, workloads %v; want 3, 3, 64, put,get",
+			cfg.stores, cfg.etcdMembers, cfg.clients, cfg.workloads)
+	}
+	var names []string
+	for _, ph := range buildPlan(cfg) {
+		names = append(names, ph.workload)
+	}
+	if got, want := strings.Join(names, " "), "load put get put get put get"; got != want {
+		t.Errorf("default plan %s, want %s", got, want)
 	}
 }
 
@@ -143,6 +161,7 @@ func TestParseFlagsRejects(t *testing.T) {
 	for _, args := range [][]string{
 		{"--workloads", "a,x"}, {"--systems", ""}, {"--dists", "normal"},
 		{"--clients", "0"}, {"--rounds", "0"}, {"--insert-order", "random"}, {"extra"},
+		{"--stores", "0"}, {"--etcd-members", "0"},
 	} {
 		if _, err := parseFlags(args); err == nil {
 			t.Errorf("parseFlags(%q) accepted", args)
@@ -182,6 +201,57 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
+func TestParseCounters(t *testing.T) {
+	exposition := `# HELP tinykv_engine_wal_syncs_total Write-ahead log appends.
+# TYPE tinykv_engine_wal_syncs_total counter
+tinykv_engine_wal_syncs_total{db="kv"} 0
+tinykv_engine_wal_syncs_total{db="raft"} 1500
+tinykv_engine_commit_writes_total{db="kv"} 7
+tinykv_engine_commit_writes_total{db="raft"} 4.5e+03
+tinykv_engine_commit_groups_total{db="raft"} 99
+tinykv_engine_wal_sync_seconds_total{db="raft"} 3
+`
+	got, err := parseCounters(strings.NewReader(exposition), storeRaftLabel, storeWritesMetric, storeSyncsMetric)
+	if err != nil || got[storeSyncsMetric] != 1500 || got[storeWritesMetric] != 4500 || len(got) != 2 {
+		t.Errorf("parseCounters = %v, %v", got, err)
+	}
+	if _, err := parseCounters(strings.NewReader(exposition), `db="other"`, storeSyncsMetric); err == nil {
+		t.Error("parseCounters accepted a missing sample")
+	}
+}
+
+func TestSyncReport(t *testing.T) {
+	sums := []summary{
+		{median: result{system: "tinykv-raw", workload: "put", dist: "-", ops: 900, writes: 900, replicas: 3,
+			syncs: syncDelta{known: true, syncSample: syncSample{syncs: 300, syncSeconds: 1.5, engineWrites: 1200}}}},
+		{median: result{system: "etcd", workload: "put", dist: "-", ops: 900, writes: 900, replicas: 3,
+			syncs: syncDelta{known: true, syncSample: syncSample{syncs: 900}}}},
+		{median: result{system: "etcd", workload: "get", dist: "uniform", ops: 900, replicas: 3,
+			syncs: syncDelta{known: true}}},
+	}
+	var b strings.Builder
+	printSyncs(&b, sums)
+	rows := map[string][]string{}
+	for line := range strings.Lines(b.String()) {
+		if f := strings.Fields(line); len(f) == 9 {
+			rows[f[0]+" "+f[1]] = f
+		}
+	}
+	// 900 writes on 3 replicas over 300 fsyncs: 9 per fsync of a replica.
+	if f := rows["tinykv-raw put"]; f == nil || f[6] != "9.00" || f[7] != "4.00" || f[8] != "5.00ms" {
+		t.Errorf("tinykv-raw row %v", f)
+	}
+	if f := rows["etcd put"]; f == nil || f[6] != "3.00" || f[7] != "-" {
+		t.Errorf("etcd row %v", f)
+	}
+	if rows["etcd get"] != nil {
+		t.Error("a phase without writes is listed")
+	}
+	if t.Failed() {
+		t.Logf("report:\n%s", b.String())
+	}
+}
+
 func TestParseVmHWM(t *testing.T) {
 	kib, err := parseVmHWM("Name:\tx\nVmPeak:\t  9 kB\nVmHWM:\t   12345 kB\nVmRSS:\t 1 kB\n")
 	if err != nil || kib != 12345 {
@@ -195,7 +265,7 @@ func TestParseVmHWM(t *testing.T) {
 // TestSmoke runs the whole command, tiny, against freshly built binaries.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts PD, a store and etcd")
+		t.Skip("starts PD, three stores and three etcd members")
 	}
 	bin := t.TempDir()
 	build := exec.Command("go", "build", "-o", bin+"/",
@@ -203,19 +273,21 @@ func TestSmoke(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	if err := run(ctx, []string{"--bin", bin, "--records", "200", "--ops", "200", "--clients", "4", "--rounds", "2"}, &out); err != nil {
+	args := []string{"--bin", bin, "--records", "200", "--ops", "200", "--clients", "4", "--rounds", "2",
+		"--workloads", strings.Join(workloadNames, ",")}
+	if err := run(ctx, args, &out); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	checkSmokeReport(t, out.String())
 }
 
 // checkSmokeReport checks that every system ran every phase, in two rounds
-// after the load, with no errors
-// except write conflicts in transactions, and that the ratios and the
-// store's peak RSS are there.
+// after the load, with no errors except write conflicts in transactions,
+// and that the ratios, the fsyncs of the puts and the stores' peak RSS are
+// there.
 func checkSmokeReport(t *testing.T, report string) {
 	t.Helper()
 	rows := map[string]int{}
@@ -240,15 +312,45 @@ func checkSmokeReport(t *testing.T, report string) {
 			t.Errorf("%s: %d result rows, want 9", sys, rows[sys])
 		}
 	}
-	for _, want := range []string{"tinykv-raw / etcd", "tinykv-txn / etcd", "goal: tinykv-raw put", "tinykv-server:"} {
+	for _, want := range []string{"tinykv-raw / etcd", "tinykv-txn / etcd", "goal: tinykv-raw put", "tinykv-server:",
+		"write-ahead log fsyncs", "stores=3 etcd-members=3"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q", want)
 		}
 	}
-	if strings.Contains(report, "tinykv-server:        unknown") {
-		t.Error("store peak RSS unknown")
+	for line := range strings.Lines(report) {
+		if strings.HasPrefix(line, "peak RSS") && strings.Contains(line, "unknown") {
+			t.Errorf("%s", strings.TrimSpace(line))
+		}
 	}
+	checkSmokeSyncs(t, report)
 	if t.Failed() {
 		t.Logf("report:\n%s", report)
+	}
+}
+
+// checkSmokeSyncs checks that the put phase of every system synced its
+// log on all three replicas.
+func checkSmokeSyncs(t *testing.T, report string) {
+	t.Helper()
+	_, table, ok := strings.Cut(report, "write-ahead log fsyncs")
+	if !ok {
+		return
+	}
+	puts := map[string]bool{}
+	for line := range strings.Lines(table) {
+		f := strings.Fields(line)
+		if len(f) != 9 || f[1] != "put" {
+			continue
+		}
+		puts[f[0]] = true
+		if perSync, err := strconv.ParseFloat(f[6], 64); f[3] != "3" || f[4] != "200" || err != nil || perSync <= 0 {
+			t.Errorf("fsync row %q: want 3 replicas, 200 writes and writes per fsync", strings.TrimSpace(line))
+		}
+	}
+	for _, sys := range systemNames {
+		if !puts[sys] {
+			t.Errorf("no fsync row for the puts of %s", sys)
+		}
 	}
 }

@@ -26,19 +26,26 @@ type kvStore interface {
 	write(ctx context.Context, key, value []byte) error
 }
 
-// system is a named kvStore with its own key prefix.
+// system is a named kvStore with its own key prefix, replicated on
+// replicas machines (stores or members), and its fsync counters when it
+// has them.
 type system struct {
-	name  string
-	store kvStore
-	keys  keyspace
+	name     string
+	store    kvStore
+	keys     keyspace
+	replicas int
+	meter    syncMeter // nil when unknown
 }
 
 // result is what one phase measured on one system.
 type result struct {
 	system, workload, dist string
 	ops, errors            uint64 // ops counts successful requests only
+	writes                 uint64 // the successful requests that wrote
 	elapsed                time.Duration
 	p50, p99               time.Duration
+	replicas               int
+	syncs                  syncDelta // the phase's fsyncs, over all replicas
 }
 
 func (r result) opsPerSec() float64 { return float64(r.ops) / r.elapsed.Seconds() }
@@ -58,6 +65,7 @@ type phaseRun struct {
 	index    int // the phase's position in the plan, to seed the clients
 	next     atomic.Uint64
 	errs     atomic.Uint64
+	writes   atomic.Uint64
 	firstErr sync.Once
 }
 
@@ -78,8 +86,8 @@ func runPhase(ctx context.Context, spec runSpec, sys system, ph phase, index int
 	slices.Sort(all)
 	return result{
 		system: sys.name, workload: ph.workload, dist: ph.dist,
-		ops: uint64(len(all)), errors: run.errs.Load(), elapsed: elapsed,
-		p50: percentile(all, 50), p99: percentile(all, 99),
+		ops: uint64(len(all)), errors: run.errs.Load(), writes: run.writes.Load(), elapsed: elapsed,
+		p50: percentile(all, 50), p99: percentile(all, 99), replicas: sys.replicas,
 	}
 }
 
@@ -105,6 +113,9 @@ func (run *phaseRun) client(ctx context.Context, id int) []time.Duration {
 			continue
 		}
 		lats = append(lats, time.Since(start))
+		if op.write {
+			run.writes.Add(1)
+		}
 	}
 	return lats
 }
