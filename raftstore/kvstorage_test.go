@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/tinykv/tinykv/engine"
 	"github.com/tinykv/tinykv/mvcc"
 	"github.com/tinykv/tinykv/storage"
+	"github.com/tinykv/tinykv/storage/storagetest"
 )
 
 // seamContext addresses the harness's region on storeID as a client's
@@ -162,4 +164,18 @@ func TestPercolatorOverRaft(t *testing.T) {
 	require.NotNil(t, storage.AsRegionError(err).GetNotLeader(), "a follower answers NotLeader: %v", err)
 	c.mustTransferLeader(&metapb.Peer{Id: next, StoreId: next})
 	require.Equal(t, "100", mustGet(next))
+}
+
+// TestStorageConformance runs the storage conformance suite on one- and
+// three-peer raftstores, through the leader.
+func TestStorageConformance(t *testing.T) {
+	for _, peers := range []int{1, 3} {
+		t.Run(fmt.Sprintf("%dPeers", peers), func(t *testing.T) {
+			storagetest.Run(t, func(t *testing.T) storagetest.Target {
+				c := newCluster(t, peers, nil, nil)
+				leader := c.leader()
+				return storagetest.Target{Storage: seamStorage(t, c.stores[leader]), Context: seamContext(c, leader)}
+			})
+		})
+	}
 }

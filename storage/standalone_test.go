@@ -10,6 +10,7 @@ import (
 	"github.com/tinykv/tinykv/engine"
 	"github.com/tinykv/tinykv/mvcc"
 	"github.com/tinykv/tinykv/storage"
+	"github.com/tinykv/tinykv/storage/storagetest"
 )
 
 func openEngine(t *testing.T, opts engine.Options) *engine.Engine {
@@ -136,4 +137,12 @@ func TestStandaloneWrapsEngineErrors(t *testing.T) {
 func TestNewStandaloneNeedsLockRank(t *testing.T) {
 	e := openEngine(t, engine.Options{})
 	require.Panics(t, func() { storage.NewStandalone(e) })
+}
+
+// TestStandaloneConformance runs the storage conformance suite on the
+// standalone storage.
+func TestStandaloneConformance(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storagetest.Target {
+		return storagetest.Target{Storage: newStandalone(t), Context: &kvrpcpb.Context{RegionId: 1}}
+	})
 }
