@@ -69,10 +69,16 @@ func runGeneric(t *testing.T, o genericOpts) {
 		configure = append(configure, tinyRegions(300, 200))
 	}
 	c := newCluster(t, o.stores, nil, nil, configure...)
+	// h records every client operation, the test's own as client
+	// o.clients; it is checked when the test ends, after a failure too
+	// (to show a key's history).
+	h := newHistory()
+	t.Cleanup(func() { h.check(t) })
+	checker := recorder{c: c, h: h, id: o.clients}
 	time.Sleep(2 * electionTimeout)
 	for iter := range o.iterations {
 		began := time.Now()
-		appended := c.runClients(t, o)
+		appended := c.runClients(t, o, h)
 		t.Logf("iteration %d: clients done after %v", iter, time.Since(began))
 		time.Sleep(electionTimeout)
 		if o.crash {
@@ -86,10 +92,10 @@ func runGeneric(t *testing.T, o genericOpts) {
 		}
 		t.Logf("iteration %d: restarted after %v", iter, time.Since(began))
 		for cli, n := range appended {
-			values, err := c.scan(clientKey(cli, 0), clientKey(cli, n))
+			values, err := checker.scan(cli, n)
 			require.NoError(t, err, "iteration %d client %d", iter, cli)
 			require.Equal(t, appendedValues(cli, n), values, "iteration %d client %d", iter, cli)
-			c.deleteAll(t, cli, n)
+			checker.deleteAll(t, cli, n)
 		}
 		t.Logf("iteration %d: appended %v", iter, appended)
 		if o.split {
@@ -105,17 +111,17 @@ func runGeneric(t *testing.T, o genericOpts) {
 // deleteAll deletes a client's keys, in commands of up to 256 deletes
 // within one region; a command that a split makes span two regions is
 // retried key by key.
-func (c *cluster) deleteAll(t *testing.T, cli, n int) {
+func (r recorder) deleteAll(t *testing.T, cli, n int) {
 	for from := 0; from < n; {
-		region := c.regionOf([]byte(clientKey(cli, from)))
+		region := r.c.regionOf([]byte(clientKey(cli, from)))
 		var reqs []*raft_cmdpb.Request
 		for j := from; j < min(n, from+256) && keyInRegion([]byte(clientKey(cli, j)), region); j++ {
 			reqs = append(reqs, deleteReq(clientKey(cli, j)))
 		}
-		err := c.write(reqs...)
+		err := r.write(reqs...)
 		if storage.AsRegionError(err).GetKeyNotInRegion() != nil {
-			for _, r := range reqs {
-				require.NoError(t, c.write(r))
+			for _, req := range reqs {
+				require.NoError(t, r.write(req))
 			}
 			err = nil
 		}
@@ -135,9 +141,9 @@ func appendedValues(cli, n int) []string {
 	return values
 }
 
-// runClients runs the client phase with its chaos and returns how many
-// values each client appended.
-func (c *cluster) runClients(t *testing.T, o genericOpts) []int {
+// runClients runs the client phase with its chaos, recording the clients'
+// operations in h, and returns how many values each client appended.
+func (c *cluster) runClients(t *testing.T, o genericOpts, h *history) []int {
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	appended := make([]int, o.clients)
@@ -146,9 +152,10 @@ func (c *cluster) runClients(t *testing.T, o genericOpts) []int {
 		seed := c.rng.Uint64()
 		wg.Go(func() {
 			rng := newRand(seed)
+			client := recorder{c: c, h: h, id: cli}
 			for j := 0; !stop.Load(); {
 				if rng.IntN(2) == 0 {
-					if err := c.write(putReq(clientKey(cli, j), clientValue(cli, j))); err != nil {
+					if err := client.write(putReq(clientKey(cli, j), clientValue(cli, j))); err != nil {
 						failures <- fmt.Errorf("client %d put %d: %w", cli, j, err)
 						return
 					}
@@ -156,7 +163,7 @@ func (c *cluster) runClients(t *testing.T, o genericOpts) []int {
 					appended[cli] = j
 					continue
 				}
-				values, err := c.scan(clientKey(cli, 0), clientKey(cli, j))
+				values, err := client.scan(cli, j)
 				if err != nil {
 					failures <- fmt.Errorf("client %d scan: %w", cli, err)
 					return

@@ -674,6 +674,32 @@ func (p *peer) sendsBeforePersist(rd *raft.Ready) bool {
 		(rd.HardState.Term == durable.GetTerm() && rd.HardState.Vote == durable.GetVote())
 }
 
+// dispatchDurable hands the applier, before the round's log write, the
+// committed entries this peer's log already holds durably (written in an
+// earlier round, and not replaced by the entries this Ready appends), and
+// returns the rest, which must wait for the write: an entry is applied
+// only once it is in this peer's log on disk, so that the apply state never
+// runs ahead of the log after a crash.
+func (p *peer) dispatchDurable(rd *raft.Ready) []*eraftpb.Entry {
+	if rd.Snapshot != nil {
+		return rd.CommittedEntries
+	}
+	durable := p.ps.lastIndex()
+	if len(rd.Entries) > 0 {
+		// Entries this Ready appends replace what the log holds from
+		// their first index on: only what precedes them is durable.
+		durable = min(durable, rd.Entries[0].Index-1)
+	}
+	n := 0
+	for n < len(rd.CommittedEntries) && rd.CommittedEntries[n].Index <= durable {
+		n++
+	}
+	if n > 0 {
+		p.dispatch(rd.CommittedEntries[:n])
+	}
+	return rd.CommittedEntries[n:]
+}
+
 // afterPersist finishes a Ready once its state is durable: send the
 // messages, hand committed entries to the applier, note read indexes, and
 // advance.

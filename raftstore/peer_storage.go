@@ -3,6 +3,7 @@ package raftstore
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/gogo/protobuf/proto"
 	"github.com/pingcap/kvproto/pkg/eraftpb"
@@ -205,8 +206,10 @@ func (ps *peerStorage) Entries(lo, hi, maxSize uint64) ([]*eraftpb.Entry, error)
 		return nil, nil
 	}
 	if len(ps.cache) > 0 && lo >= ps.cache[0].Index {
+		// A copy: raft keeps the slice in messages while trimCache and
+		// append reuse the cache's array in place.
 		first := ps.cache[0].Index
-		return limitSize(ps.cache[lo-first:hi-first], maxSize), nil
+		return slices.Clone(limitSize(ps.cache[lo-first:hi-first], maxSize)), nil
 	}
 	return ps.readEntries(lo, hi, maxSize)
 }

@@ -159,3 +159,25 @@ func TestPeerStorageCompactTo(t *testing.T) {
 	_, err = ps.Entries(9, 12, 0)
 	require.ErrorIs(t, err, raft.ErrCompacted)
 }
+
+// TestPeerStorageEntriesSurviveCacheTrim: entries handed to raft (which
+// keeps them in messages until they are sent) stay intact when the cache
+// is trimmed after apply — found by the generic scenarios as a message
+// with a nil entry.
+func TestPeerStorageEntriesSurviveCacheTrim(t *testing.T) {
+	kv, raftDB := openTestEngine(t, "kv"), openTestEngine(t, "raft")
+	region := testRegion()
+	require.NoError(t, BootstrapRegion(kv, raftDB, region))
+	ps, err := loadPeerStorage(raftDB, region, bootApplyState())
+	require.NoError(t, err)
+	last := uint64(initLogIndex + entryCacheLimit + 10)
+	persistEntries(t, ps, entries(6, initLogIndex+1, last), eraftpb.HardState{Term: 6, Commit: last})
+	held, err := ps.Entries(initLogIndex+1, initLogIndex+11, 1<<30)
+	require.NoError(t, err)
+	require.Len(t, held, 10)
+	ps.trimCache(last)
+	for i, e := range held {
+		require.NotNil(t, e, "entry %d of a held slice", i)
+		require.Equal(t, uint64(initLogIndex+1+i), e.Index)
+	}
+}

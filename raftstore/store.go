@@ -517,6 +517,7 @@ func (s *Store) peerRound(batch []delivery[*peer, peerMsg]) {
 				p.send(rd.Messages)
 				rd.Messages = nil
 			}
+			rd.CommittedEntries = p.dispatchDurable(&rd)
 			p.persist(&rd, wb)
 			readies = append(readies, readyPeer{p: p, rd: rd})
 		}
