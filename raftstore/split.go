@@ -294,6 +294,12 @@ func (s *Store) SplitRegion(ctx context.Context, header *raft_cmdpb.RaftRequestH
 	if !ok {
 		return nil, regionErr(s.missingRegion(header.GetRegionId()))
 	}
+	if header.GetRegionEpoch() != nil {
+		if err := checkRegion(header, st.Region, false); err != nil {
+			s.addSibling(err, st.Region)
+			return nil, regionErr(err)
+		}
+	}
 	return s.split(ctx, st.Region, header.GetPeer(), keys)
 }
 

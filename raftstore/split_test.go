@@ -129,6 +129,9 @@ func TestSplitRegionAPI(t *testing.T) {
 	require.Equal(t, regions[1].GetRegionEpoch(), current[0].GetRegionEpoch())
 	require.Equal(t, regions[0].GetId(), current[1].GetId())
 
+	_, err = c.stores[leader].SplitRegion(context.Background(), h, [][]byte{[]byte("c")})
+	require.NotNil(t, regionErrorOf(t, err).GetEpochNotMatch(), "a split at the epoch before the split")
+
 	_, err = c.stores[leader].SplitRegion(context.Background(), c.currentHeader(leader), [][]byte{[]byte("a")})
 	require.Error(t, err, "a split key at the region's start")
 	c.mustGet("a", "1")
