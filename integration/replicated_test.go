@@ -3,7 +3,9 @@ package integration
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -483,5 +485,65 @@ func TestFollowerReads(t *testing.T) {
 	}
 	if served < 1 {
 		t.Fatalf("no store served a replica read")
+	}
+}
+
+// storeRegionCounts returns the region count PD reports for each store
+// address, from PD's HTTP API.
+func (c *replicatedCluster) storeRegionCounts(t *testing.T) map[string]int {
+	t.Helper()
+	resp, err := http.Get("http://" + c.pd.client + "/pd/api/v1/stores")
+	require(t, err, "get stores")
+	defer resp.Body.Close()
+	var body struct {
+		Stores []struct {
+			Store struct {
+				Address string `json:"address"`
+			} `json:"store"`
+			Status struct {
+				RegionCount int `json:"region_count"`
+			} `json:"status"`
+		} `json:"stores"`
+	}
+	require(t, json.NewDecoder(resp.Body).Decode(&body), "decode stores")
+	counts := map[string]int{}
+	for _, s := range body.Stores {
+		counts[s.Store.Address] = s.Status.RegionCount
+	}
+	return counts
+}
+
+// TestJoiningStoreTakesReplicas: a fourth store joins a three-store
+// cluster holding several regions; PD moves replicas onto it while every
+// region keeps three, and every key still reads back.
+func TestJoiningStoreTakesReplicas(t *testing.T) {
+	c := newReplicated(t, 4, "split-region-check-tick-interval = \"200ms\"\n[coprocessor]\nregion-split-size = \"64KiB\"\nregion-max-size = \"96KiB\"\n")
+	for i := range 3 {
+		c.start(i)
+	}
+	ctx := ctxT(t)
+	pdCli := stockPD(t, c.pd.client)
+	c.waitReplicated(ctx, pdCli, 3, 30*time.Second)
+	rawCli := (&cluster{t: t, pd: c.pd}).rawClient()
+	value := strings.Repeat("v", 1000)
+	for i := range 600 {
+		require(t, rawCli.Put(ctx, []byte(fmt.Sprintf("j%05d", i)), []byte(value)), "raw put")
+	}
+	waitForWithin(t, 30*time.Second, "several regions", func() bool {
+		regions, err := c.regions(ctx, pdCli)
+		return err == nil && len(regions) >= 4
+	})
+	c.waitReplicated(ctx, pdCli, 3, 30*time.Second)
+
+	c.start(3)
+	waitForWithin(t, 60*time.Second, "replicas on the joining store", func() bool {
+		return c.storeRegionCounts(t)[c.stores[3].addr] >= 2
+	})
+	c.waitReplicated(ctx, pdCli, 3, 60*time.Second)
+	for i := range 600 {
+		key := fmt.Sprintf("j%05d", i)
+		if v, err := rawCli.Get(ctx, []byte(key)); err != nil || string(v) != value {
+			t.Fatalf("raw get %s after the moves: %d bytes, %v", key, len(v), err)
+		}
 	}
 }

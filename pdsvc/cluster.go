@@ -35,6 +35,9 @@ type cluster struct {
 	// not overlap.
 	regionsByID map[uint64]*regionInfo
 	tree        *regionTree
+	// changed is closed, and replaced, whenever an accepted heartbeat
+	// changes a region's metadata or leader (see regionsChanged).
+	changed chan struct{}
 }
 
 func newCluster(st *storage, now func() time.Time) *cluster {
@@ -44,7 +47,17 @@ func newCluster(st *storage, now func() time.Time) *cluster {
 		stores:      make(map[uint64]*storeInfo),
 		regionsByID: make(map[uint64]*regionInfo),
 		tree:        newRegionTree(),
+		changed:     make(chan struct{}),
 	}
+}
+
+// regionsChanged returns a channel that is closed at the next change of a
+// region's metadata or leader. Take it before looking at the regions, so
+// that a change in between is not missed.
+func (c *cluster) regionsChanged() <-chan struct{} {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.changed
 }
 
 // load restores the cluster from storage.
@@ -298,6 +311,8 @@ func (c *cluster) processRegionHeartbeat(ctx context.Context, r *regionInfo) err
 		}
 	}
 	c.insertRegionLocked(r)
+	close(c.changed)
+	c.changed = make(chan struct{})
 	return nil
 }
 

@@ -42,6 +42,14 @@ type Config struct {
 	LogFile string `toml:"-"`
 	// Now is the clock; nil means time.Now. Tests inject it.
 	Now func() time.Time `toml:"-"`
+	// ScheduleRounds, if set, replaces the scheduling timer (tests inject
+	// it): every channel received runs one round of the schedulers, and is
+	// closed once the round has started its operators and sent their first
+	// steps.
+	ScheduleRounds <-chan chan struct{} `toml:"-"`
+	// ScheduleSeed seeds the schedulers' random choice of regions; 0 seeds
+	// from the clock. Tests set it to replay a run.
+	ScheduleSeed uint64 `toml:"-"`
 }
 
 // ScheduleConfig holds the [schedule] settings PD honours.
@@ -61,8 +69,27 @@ type ScheduleConfig struct {
 	// steps. It is TinyKV's setting: PD derives the time from region size.
 	RegionOperatorWaitTime time.Duration `toml:"region-operator-wait-time"`
 	// LeaderOperatorWaitTime is the same for an operator that only moves
-	// the leader; 0 means 60s, PD's wait for fast steps.
+	// the leader or splits; 0 means 60s, PD's wait for fast steps.
 	LeaderOperatorWaitTime time.Duration `toml:"leader-operator-wait-time"`
+	// LeaderScheduleLimit bounds the running operators that move a leader;
+	// balance-leader starts none beyond it. 0 means PD's default, 4.
+	LeaderScheduleLimit int `toml:"leader-schedule-limit"`
+	// RegionScheduleLimit bounds the running operators that add or remove
+	// peers; balance-region starts none beyond it. 0 means PD's default,
+	// 2048.
+	RegionScheduleLimit int `toml:"region-schedule-limit"`
+	// TolerantSizeRatio sets how far two stores' scores may differ before
+	// a balance scheduler moves anything between them (see worthMoving and
+	// worthMovingLeader in schedule_env.go); 0 means PD's automatic ratio.
+	TolerantSizeRatio float64 `toml:"tolerant-size-ratio"`
+	// StoreBalanceRate is how many peers per minute the balance-region
+	// scheduler and the scatterer may add to, and remove from, each store
+	// (PD's per-store limit, add-peer and remove-peer each); 0 means PD's
+	// default, 15.
+	StoreBalanceRate float64 `toml:"store-balance-rate"`
+	// SplitWaitTime bounds how long SplitRegions waits, per attempt, for
+	// the heartbeats that show its splits; 0 means PD's 1m.
+	SplitWaitTime time.Duration `toml:"split-wait-time"`
 }
 
 // ReplicationConfig holds the [replication] settings PD honours.
@@ -87,6 +114,14 @@ const (
 	DefaultMaxStoreDownTime       = 30 * time.Minute
 	DefaultRegionOperatorWaitTime = 10 * time.Minute
 	DefaultLeaderOperatorWaitTime = time.Minute
+)
+
+// Defaults of the schedulers, PD's.
+const (
+	DefaultLeaderScheduleLimit = 4
+	DefaultRegionScheduleLimit = 2048
+	DefaultStoreBalanceRate    = 15
+	DefaultSplitWaitTime       = time.Minute
 )
 
 // withDefaults returns cfg with every unset field filled in.
@@ -120,12 +155,28 @@ func (cfg Config) withDefaults() Config {
 	return cfg
 }
 
-// withOperatorDefaults fills in the unset store-down and operator times.
+// withOperatorDefaults fills in the unset store-down and operator times
+// and the scheduling limits.
 func (sc ScheduleConfig) withOperatorDefaults() ScheduleConfig {
 	setDefaultDuration(&sc.MaxStoreDownTime, DefaultMaxStoreDownTime)
 	setDefaultDuration(&sc.RegionOperatorWaitTime, DefaultRegionOperatorWaitTime)
 	setDefaultDuration(&sc.LeaderOperatorWaitTime, DefaultLeaderOperatorWaitTime)
+	setDefaultDuration(&sc.SplitWaitTime, DefaultSplitWaitTime)
+	setDefaultInt(&sc.LeaderScheduleLimit, DefaultLeaderScheduleLimit)
+	setDefaultInt(&sc.RegionScheduleLimit, DefaultRegionScheduleLimit)
+	if sc.StoreBalanceRate <= 0 {
+		sc.StoreBalanceRate = DefaultStoreBalanceRate
+	}
+	if sc.TolerantSizeRatio < 0 {
+		sc.TolerantSizeRatio = 0
+	}
 	return sc
+}
+
+func setDefaultInt(field *int, value int) {
+	if *field <= 0 {
+		*field = value
+	}
 }
 
 func setDefaultDuration(field *time.Duration, value time.Duration) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/pingcap/kvproto/pkg/metapb"
@@ -14,34 +16,54 @@ import (
 // coordinator turns leader heartbeats into operator steps: on each accepted
 // report it advances the region's operator, or asks the replica checker for
 // one when the region has none, and sends the step due to the leader's
-// store on that store's heartbeat stream. It also starts the operators the
-// HTTP API asks for. Safe for concurrent use.
+// store on that store's heartbeat stream. It runs the schedulers in rounds
+// (schedulers.go), splits regions (region_splitter.go), scatters them
+// (region_scatter.go) and starts the operators the HTTP API asks for. An
+// operator's first step is sent when it starts, the later ones on the
+// heartbeats that show the earlier done. Safe for concurrent use.
 type coordinator struct {
-	clusterID uint64
-	cluster   *cluster
-	ids       *idAllocator
-	streams   *heartbeatStreams
-	ops       *operatorController
-	checker   replicaChecker
-	cfg       ScheduleConfig
-	now       func() time.Time
+	clusterID  uint64
+	cluster    *cluster
+	ids        *idAllocator
+	streams    *heartbeatStreams
+	ops        *operatorController
+	checker    replicaChecker
+	schedulers *schedulerSet
+	limiter    *storeLimiter
+	moves      *moveHistory
+	scatterer  *regionScatterer
+	cfg        ScheduleConfig
+	now        func() time.Time
 	// start is when the server started (see storeView.start).
 	start time.Time
 	log   *slog.Logger
+
+	// roundMu serialises scheduling rounds and guards rng.
+	roundMu sync.Mutex
+	rng     *rand.Rand
 }
 
 func newCoordinator(s *Server) *coordinator {
+	seed := s.cfg.ScheduleSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
 	return &coordinator{
-		clusterID: s.clusterID,
-		cluster:   s.cluster,
-		ids:       s.ids,
-		streams:   newHeartbeatStreams(),
-		ops:       newOperatorController(s.log),
-		checker:   replicaChecker{maxReplicas: s.cfg.Replication.MaxReplicas},
-		cfg:       s.cfg.Schedule,
-		now:       s.cfg.Now,
-		start:     s.startTime,
-		log:       s.log,
+		clusterID:  s.clusterID,
+		cluster:    s.cluster,
+		ids:        s.ids,
+		streams:    newHeartbeatStreams(),
+		ops:        newOperatorController(s.log),
+		checker:    replicaChecker{maxReplicas: s.cfg.Replication.MaxReplicas},
+		schedulers: newSchedulerSet(s.storage),
+		limiter:    newStoreLimiter(s.cfg.Schedule.StoreBalanceRate),
+		moves:      newMoveHistory(),
+		scatterer:  newRegionScatterer(),
+		cfg:        s.cfg.Schedule,
+		now:        s.cfg.Now,
+		start:      s.startTime,
+		log:        s.log,
+		rng:        rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 	}
 }
 
@@ -89,21 +111,30 @@ func (co *coordinator) checkEnv(ctx context.Context, v storeView) *checkEnv {
 		loadCounts: func() map[uint64]int {
 			counts := co.cluster.peerCounts()
 			for store, delta := range co.ops.influence(v.now) {
-				counts[store] += delta
+				counts[store] += delta.peers
 			}
 			return counts
 		},
 		allocPeerID: func() (uint64, error) { return co.ids.alloc(ctx, 1) },
+		moves:       co.moves,
 	}
 }
 
 // startPlan runs plan as r's operator and returns its first command.
 func (co *coordinator) startPlan(plan *opPlan, r *regionInfo, v storeView) (*pdpb.RegionHeartbeatResponse, error) {
-	op := newOperator(plan.desc, plan.kind, r, v.now, co.timeout(plan.kind), plan.steps...)
-	if err := co.ops.add(op, r); err != nil {
+	return co.startPlanOn(plan, r, r, v)
+}
+
+// startPlanOn runs plan, made from planned, PD's copy of the region when the
+// plan was made, as the operator of cur, PD's copy now; it fails if the
+// region's epoch moved in between.
+func (co *coordinator) startPlanOn(plan *opPlan, planned, cur *regionInfo, v storeView) (*pdpb.RegionHeartbeatResponse, error) {
+	op := newOperator(plan.desc, plan.kind, planned, v.now, co.timeout(plan.kind), plan.steps...)
+	op.priority, op.group = plan.priority, plan.group
+	if err := co.ops.add(op, cur); err != nil {
 		return nil, err
 	}
-	cmd, _ := co.ops.dispatch(r, v)
+	cmd, _ := co.ops.dispatch(cur, v)
 	return cmd, nil
 }
 
@@ -130,7 +161,7 @@ func (co *coordinator) send(r *regionInfo, cmd *pdpb.RegionHeartbeatResponse) {
 		return
 	}
 	co.log.Debug("send schedule command", "region-id", r.meta.GetId(),
-		"change-peer", cmd.GetChangePeer(), "transfer-leader", cmd.GetTransferLeader())
+		"change-peer", cmd.GetChangePeer(), "transfer-leader", cmd.GetTransferLeader(), "split-region", cmd.GetSplitRegion())
 }
 
 // Names of the operators the HTTP API creates, as pd-ctl sends them.

@@ -57,7 +57,47 @@
 // store with the fewest peers. Stores become Offline or Tombstone through
 // the HTTP API (DELETE /store/{id}, POST /store/{id}/state), and
 // /pd/api/v1/operators creates, lists and cancels operators as pd-ctl does.
-// There is no balancing yet.
+//
+// # Balancing, splitting and scattering
+//
+// The coordinator runs scheduling rounds (schedulers.go) on PD's interval:
+// 10 ms after a round that started an operator, growing by 1.3 up to 5 s
+// while rounds start none (tests replace the timer with
+// Config.ScheduleRounds). A round builds one view of the cluster
+// (schedule_env.go): each store's peers, leaders and size from the region
+// tree plus the influence of the running operators, and runs
+// balance-leader-scheduler (balance_leader.go) and then
+// balance-region-scheduler (balance_region.go) on it; every plan is
+// committed to the view, so later plans see it. Operators start with their
+// first step sent at once; the later steps go out on heartbeats as above.
+//
+//   - Scores: a store's region score is its size in MiB when every region
+//     reports an approximate size, else its peer count; its leader score is
+//     its leader count.
+//   - Tolerance: a peer moves only if source − target > 2 × ratio ×
+//     max(region score, average region score), with ratio [schedule]
+//     tolerant-size-ratio or PD's automatic max(0.5 % of the largest
+//     store's region count, 1); a leader only if source − target > 2 × 5
+//     (or 2 × tolerant-size-ratio). The source therefore stays ahead of
+//     the target after a move.
+//   - Limits: [schedule] region-schedule-limit (2048) and
+//     leader-schedule-limit (4) running operators; balance-leader plans at
+//     most 4 transfers a round; [schedule] store-balance-rate (15 a
+//     minute) peers added to, and removed from, each store by balance and
+//     scatter operators (store_limit.go); and balance-region keeps a
+//     region off a store it moved the region from for 10 minutes.
+//
+// /pd/api/v1/schedulers lists the schedulers; POST {"name": ...} and
+// DELETE /pd/api/v1/schedulers/{name} add and remove them, persistently.
+//
+// SplitRegions (region_splitter.go) groups its keys by region, sends each
+// region's leader a SplitRegion with the USEKEY policy and waits, woken by
+// every region change, until a region starts at every key or [schedule]
+// split-wait-time (1 m) passes, retrying as asked; it answers the finished
+// percentage and the regions that start at the keys. ScatterRegion
+// (region_scatter.go) moves each region's peers and leader to the stores
+// its group has picked least often, as PD's scatterer does, through
+// "scatter-region" operators that client-go waits for with GetOperator.
 //
 // # Timestamps
 //

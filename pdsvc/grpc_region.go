@@ -316,29 +316,70 @@ func checkSplitRegions(regions []*metapb.Region) error {
 	return nil
 }
 
-// ScatterRegion accepts the request; with no scheduler yet there is nothing
-// to move, so the scatter is complete at once.
+// ScatterRegion scatters regions as PD does: with regions_id, every listed
+// region (see coordinator.scatterRegions), answering the finished
+// percentage; with the deprecated region_id, that one region, or the
+// region and leader the request carries if PD does not know it yet,
+// answering 100. Scatter failures that PD returns as errors (no region
+// given, a single unknown region, the single legacy region refused) are
+// gRPC errors here too.
 func (p *pdService) ScatterRegion(ctx context.Context, req *pdpb.ScatterRegionRequest) (*pdpb.ScatterRegionResponse, error) {
 	if h, err := p.clusterRequest(req.GetHeader()); h != nil || err != nil {
 		return &pdpb.ScatterRegionResponse{Header: h}, err
 	}
-	ids := req.GetRegionsId()
-	if len(ids) == 0 && req.GetRegionId() != 0 {
-		ids = []uint64{req.GetRegionId()}
-	}
-	var failed []uint64
-	for _, id := range ids {
-		if p.s.cluster.regionByID(id) == nil {
-			failed = append(failed, id)
+	if len(req.GetRegionsId()) > 0 {
+		pct, err := p.s.co.scatterRegions(ctx, req.GetRegionsId(), req.GetGroup(), int(req.GetRetryLimit()), req.GetSkipStoreLimit())
+		if err != nil {
+			return nil, unknownStatus(err)
 		}
+		return &pdpb.ScatterRegionResponse{Header: p.s.header(), FinishedPercentage: pct}, nil
 	}
-	if len(ids) == 0 || len(failed) == len(ids) {
-		return &pdpb.ScatterRegionResponse{
-			Header: p.s.errorHeader(pdpb.ErrorType_REGION_NOT_FOUND, fmt.Sprintf("regions %v not found", ids)),
-		}, nil
+	id := req.GetRegionId() //nolint:staticcheck // the deprecated single-region form
+	r := p.s.cluster.regionByID(id)
+	if r == nil {
+		if req.GetRegion() == nil {
+			return &pdpb.ScatterRegionResponse{
+				Header: p.s.errorHeader(pdpb.ErrorType_REGION_NOT_FOUND, fmt.Sprintf("region %d not found", id)),
+			}, nil
+		}
+		r = &regionInfo{meta: req.GetRegion(), leader: req.GetLeader()}
 	}
-	percentage := 100 * uint64(len(ids)-len(failed)) / uint64(len(ids))
-	return &pdpb.ScatterRegionResponse{Header: p.s.header(), FinishedPercentage: percentage}, nil
+	if err := p.s.co.scatter(ctx, r, req.GetGroup(), req.GetSkipStoreLimit()); err != nil {
+		return nil, unknownStatus(err)
+	}
+	return &pdpb.ScatterRegionResponse{Header: p.s.header(), FinishedPercentage: 100}, nil
+}
+
+// SplitRegions splits regions at the given keys through split operators
+// and waits for the heartbeats that show the splits (see
+// coordinator.splitRegions); it answers the finished percentage and the ids
+// of the regions that start at the keys.
+func (p *pdService) SplitRegions(ctx context.Context, req *pdpb.SplitRegionsRequest) (*pdpb.SplitRegionsResponse, error) {
+	if h, err := p.clusterRequest(req.GetHeader()); h != nil || err != nil {
+		return &pdpb.SplitRegionsResponse{Header: h}, err
+	}
+	pct, ids := p.s.co.splitRegions(ctx, req.GetSplitKeys(), int(req.GetRetryLimit()))
+	return &pdpb.SplitRegionsResponse{Header: p.s.header(), FinishedPercentage: pct, RegionsId: ids}, nil
+}
+
+// SplitAndScatterRegions splits as SplitRegions does, then scatters the
+// regions that start at the keys. Unlike PD, which fails the call when no
+// region split, it then answers a scatter percentage of 0.
+func (p *pdService) SplitAndScatterRegions(ctx context.Context, req *pdpb.SplitAndScatterRegionsRequest) (*pdpb.SplitAndScatterRegionsResponse, error) {
+	if h, err := p.clusterRequest(req.GetHeader()); h != nil || err != nil {
+		return &pdpb.SplitAndScatterRegionsResponse{Header: h}, err
+	}
+	splitPct, ids := p.s.co.splitRegions(ctx, req.GetSplitKeys(), int(req.GetRetryLimit()))
+	resp := &pdpb.SplitAndScatterRegionsResponse{Header: p.s.header(), RegionsId: ids, SplitFinishedPercentage: splitPct}
+	if len(ids) == 0 {
+		return resp, nil
+	}
+	scatterPct, err := p.s.co.scatterRegions(ctx, ids, req.GetGroup(), int(req.GetRetryLimit()), false)
+	if err != nil {
+		return nil, unknownStatus(err)
+	}
+	resp.ScatterFinishedPercentage = scatterPct
+	return resp, nil
 }
 
 // GetOperator reports the region's running operator, or else the last one

@@ -49,6 +49,9 @@ func (s *Server) httpHandler() http.Handler {
 		"DELETE /pd/api/v1/operators/{region_id}":         s.handleDeleteOperator,
 		"DELETE /pd/api/v1/store/{id}":                    s.handleDeleteStore,
 		"POST /pd/api/v1/store/{id}/state":                s.handleSetStoreState,
+		"GET /pd/api/v1/schedulers":                       s.handleSchedulers,
+		"POST /pd/api/v1/schedulers":                      s.handleAddScheduler,
+		"DELETE /pd/api/v1/schedulers/{name}":             s.handleRemoveScheduler,
 	}
 	for pattern, handler := range routes {
 		mux.Handle(pattern, s.requireReady(handler))
@@ -127,7 +130,22 @@ func (s *Server) handleConfig(w http.ResponseWriter, _ *http.Request) {
 			"location-labels":        "",
 			"enable-placement-rules": false,
 		},
+		"schedule": s.scheduleConfigJSON(),
 	})
+}
+
+// scheduleConfigJSON is the [schedule] section as PD's /config shows it.
+func (s *Server) scheduleConfigJSON() map[string]any {
+	sc := s.cfg.Schedule
+	return map[string]any{
+		"max-store-down-time":        sc.MaxStoreDownTime.String(),
+		"leader-schedule-limit":      sc.LeaderScheduleLimit,
+		"region-schedule-limit":      sc.RegionScheduleLimit,
+		"tolerant-size-ratio":        sc.TolerantSizeRatio,
+		"store-balance-rate":         sc.StoreBalanceRate,
+		"hot-regions-write-interval": sc.HotRegionsWriteInterval.String(),
+		"hot-regions-reserved-days":  sc.HotRegionsReservedDays,
+	}
 }
 
 func (s *Server) handleStores(w http.ResponseWriter, _ *http.Request) {

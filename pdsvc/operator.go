@@ -22,12 +22,14 @@ const (
 	opRegion
 	// opLeader: moves the leader.
 	opLeader
+	// opSplit: splits the region.
+	opSplit
 )
 
 var opKindNames = []struct {
 	kind opKind
 	name string
-}{{opAdmin, "admin"}, {opReplica, "replica"}, {opRegion, "region"}, {opLeader, "leader"}}
+}{{opAdmin, "admin"}, {opReplica, "replica"}, {opRegion, "region"}, {opLeader, "leader"}, {opSplit, "split"}}
 
 // String joins the flag names with commas, in PD's order.
 func (k opKind) String() string {
@@ -43,17 +45,27 @@ func (k opKind) String() string {
 	return strings.Join(names, ",")
 }
 
-// priority orders operators for replacement: PD gives admin operators
-// Urgent and the replica checker's High, and a new operator replaces a
-// running one only if its priority is strictly higher.
+// Operator priorities, PD's levels: a new operator replaces a running one
+// only if its priority is strictly higher.
+const (
+	// priorityNormal: the balance schedulers and the region splitter.
+	priorityNormal = iota
+	// priorityHigh: the replica checker and the region scatterer.
+	priorityHigh
+	// priorityUrgent: operators created through the HTTP API.
+	priorityUrgent
+)
+
+// priority is the level PD gives an operator of kind unless its creator
+// sets one: Urgent for admin operators, High for the replica checker's.
 func (k opKind) priority() int {
 	switch {
 	case k&opAdmin != 0:
-		return 2
+		return priorityUrgent
 	case k&opReplica != 0:
-		return 1
+		return priorityHigh
 	}
-	return 0
+	return priorityNormal
 }
 
 // opStatus is where an operator is in its life: running, or one of PD's end
@@ -85,7 +97,13 @@ func (s opStatus) toPB() pdpb.OperatorStatus {
 type operator struct {
 	desc     string
 	kind     opKind
+	priority int
 	regionID uint64
+	// size is the region's approximate size in MiB when the operator was
+	// created; it weighs the operator's influence on store sizes.
+	size uint64
+	// group is the scatter group of a scatter operator, "" otherwise.
+	group string
 	// epoch is the region's epoch when the operator was created. A conf_ver
 	// beyond it by more than the operator's own applied steps means someone
 	// else changed the peers, and the operator is stale.
@@ -108,7 +126,9 @@ func newOperator(desc string, kind opKind, r *regionInfo, now time.Time, timeout
 	return &operator{
 		desc:      desc,
 		kind:      kind,
+		priority:  kind.priority(),
 		regionID:  r.meta.GetId(),
+		size:      r.approxSize,
 		epoch:     r.meta.GetRegionEpoch(),
 		steps:     steps,
 		createdAt: now,
@@ -188,10 +208,10 @@ func (o *operator) nextCommand(step opStep, r *regionInfo, now time.Time) *pdpb.
 	return cmd
 }
 
-// influence adds the unfinished steps' changes to per-store peer counts.
-func (o *operator) influence(counts map[uint64]int) {
+// influence adds the unfinished steps' changes to the per-store deltas.
+func (o *operator) influence(deltas storeDeltas) {
 	for _, s := range o.steps[o.current:] {
-		s.influence(counts)
+		s.influence(deltas, o.size)
 	}
 }
 

@@ -67,7 +67,7 @@ func (c *operatorController) add(op *operator, r *regionInfo) error {
 	defer c.mu.Unlock()
 	c.sweepLocked(op.createdAt)
 	if old := c.ops[op.regionID]; old != nil {
-		if op.kind.priority() <= old.kind.priority() {
+		if op.priority <= old.priority {
 			return fmt.Errorf("add operator %s to region %d running %s: %w", op.desc, op.regionID, old.desc, errOperatorExists)
 		}
 		old.end(opReplaced, op.createdAt)
@@ -195,14 +195,57 @@ func (c *operatorController) running(now time.Time) []opSnapshot {
 }
 
 // influence returns, by store, how the running operators will change its
-// peer count.
-func (c *operatorController) influence(now time.Time) map[uint64]int {
+// peers, leaders and size.
+func (c *operatorController) influence(now time.Time) storeDeltas {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sweepLocked(now)
-	counts := make(map[uint64]int)
+	deltas := make(storeDeltas)
 	for _, op := range c.ops {
-		op.influence(counts)
+		op.influence(deltas)
 	}
-	return counts
+	return deltas
+}
+
+// runningSummary is what the schedulers need to know of the running
+// operators: which regions have one, and how many have each kind bit.
+type runningSummary struct {
+	regions map[uint64]bool
+	kinds   map[opKind]int
+}
+
+// summary returns the running operators' summary at now.
+func (c *operatorController) summary(now time.Time) runningSummary {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sweepLocked(now)
+	sum := runningSummary{regions: make(map[uint64]bool, len(c.ops)), kinds: make(map[opKind]int)}
+	for id, op := range c.ops {
+		sum.regions[id] = true
+		for _, n := range opKindNames {
+			if op.kind&n.kind != 0 {
+				sum.kinds[n.kind]++
+			}
+		}
+	}
+	return sum
+}
+
+// runningInfo describes a region's running operator.
+type runningInfo struct {
+	desc     string
+	priority int
+	group    string
+}
+
+// runningOf describes the region's running operator; false if it has none.
+func (c *operatorController) runningOf(regionID uint64, now time.Time) (runningInfo, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sweepLocked(now)
+	op := c.ops[regionID]
+	if op == nil {
+		return runningInfo{}, false
+	}
+	return runningInfo{desc: op.desc, priority: op.priority, group: op.group}, true
 }

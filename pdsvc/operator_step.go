@@ -1,6 +1,7 @@
 package pdsvc
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -27,8 +28,28 @@ type opStep interface {
 	// that asks r's leader to carry the step out; nil when nothing needs
 	// sending (an added peer still catching up).
 	command(r *regionInfo) *pdpb.RegionHeartbeatResponse
-	// influence adds what the step will change to per-store peer counts.
-	influence(counts map[uint64]int)
+	// influence adds what the step will change to the per-store deltas;
+	// size is the region's approximate size in MiB.
+	influence(deltas storeDeltas, size uint64)
+}
+
+// storeDelta is how a store's share of the regions changes once operators
+// finish.
+type storeDelta struct {
+	peers, leaders int
+	size           int64 // MiB
+}
+
+// storeDeltas holds a delta per store id.
+type storeDeltas map[uint64]storeDelta
+
+// add changes store's delta by peers, leaders and size.
+func (d storeDeltas) add(store uint64, peers, leaders int, size int64) {
+	cur := d[store]
+	cur.peers += peers
+	cur.leaders += leaders
+	cur.size += size
+	d[store] = cur
 }
 
 // storeView is what steps and the replica checker know of the stores at one
@@ -123,7 +144,7 @@ func (s addPeer) command(r *regionInfo) *pdpb.RegionHeartbeatResponse {
 	}}
 }
 
-func (s addPeer) influence(counts map[uint64]int) { counts[s.toStore]++ }
+func (s addPeer) influence(d storeDeltas, size uint64) { d.add(s.toStore, 1, 0, int64(size)) }
 
 // removePeer removes a store's peer, peerID, from the region.
 type removePeer struct {
@@ -161,7 +182,7 @@ func (s removePeer) command(r *regionInfo) *pdpb.RegionHeartbeatResponse {
 	}}
 }
 
-func (s removePeer) influence(counts map[uint64]int) { counts[s.fromStore]-- }
+func (s removePeer) influence(d storeDeltas, size uint64) { d.add(s.fromStore, -1, 0, -int64(size)) }
 
 // transferLeader moves the region's leader to its peer on toStore.
 type transferLeader struct {
@@ -191,7 +212,37 @@ func (s transferLeader) command(r *regionInfo) *pdpb.RegionHeartbeatResponse {
 	return &pdpb.RegionHeartbeatResponse{TransferLeader: &pdpb.TransferLeader{Peer: r.storePeer(s.toStore)}}
 }
 
-func (transferLeader) influence(map[uint64]int) {}
+func (s transferLeader) influence(d storeDeltas, _ uint64) {
+	d.add(s.fromStore, 0, -1, 0)
+	d.add(s.toStore, 0, 1, 0)
+}
+
+// splitRegion asks the leader to split the region at keys, PD's SplitRegion
+// step with the USEKEY policy. The region's range when the step was made
+// tells when it is done.
+type splitRegion struct {
+	startKey, endKey []byte
+	keys             [][]byte
+}
+
+func (s splitRegion) String() string {
+	return fmt.Sprintf("split region with policy USEKEY at %d keys", len(s.keys))
+}
+
+// finished: the region's range is no longer the one it had.
+func (s splitRegion) finished(r *regionInfo) bool {
+	return !bytes.Equal(r.startKey(), s.startKey) || !bytes.Equal(r.endKey(), s.endKey)
+}
+
+func (splitRegion) confVerChanged(*regionInfo) uint64 { return 0 }
+
+func (splitRegion) checkInProgress(*regionInfo, storeView) error { return nil }
+
+func (s splitRegion) command(*regionInfo) *pdpb.RegionHeartbeatResponse {
+	return &pdpb.RegionHeartbeatResponse{SplitRegion: &pdpb.SplitRegion{Policy: pdpb.CheckPolicy_USEKEY, Keys: s.keys}}
+}
+
+func (splitRegion) influence(storeDeltas, uint64) {}
 
 func boolToUint64(b bool) uint64 {
 	if b {

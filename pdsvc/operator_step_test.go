@@ -238,8 +238,8 @@ func TestControllerPriorityAndStatus(t *testing.T) {
 	if err := c.add(newOperator("late", opAdmin, r, unitNow, time.Minute), moved); !errors.Is(err, errOperatorEpoch) {
 		t.Fatalf("epoch moved: %v", err)
 	}
-	if got := c.influence(unitNow); len(got) != 0 {
-		t.Fatalf("a leader transfer has peer influence %v", got)
+	if got := c.influence(unitNow); got[1].peers != 0 || got[2].peers != 0 || got[1].leaders != -1 || got[2].leaders != 1 {
+		t.Fatalf("a leader transfer's influence %v, want only a leader from 1 to 2", got)
 	}
 	if st, ok := c.status(r.meta.GetId(), unitNow.Add(2*time.Minute)); !ok || st.status != opTimeout {
 		t.Fatalf("status after the timeout: %+v %v", st, ok)

@@ -25,6 +25,13 @@ type opPlan struct {
 	desc  string
 	kind  opKind
 	steps []opStep
+	// priority is the operator's priority; newPlan derives it from kind.
+	priority int
+	// regionID is the region the plan is for, when a scheduler made it
+	// from a snapshot and the coordinator must look the region up again.
+	regionID uint64
+	// group is the scatter group of a scatter plan.
+	group string
 }
 
 // newPlan returns a plan whose kind is origin plus what the steps change.
@@ -36,9 +43,11 @@ func newPlan(desc string, origin opKind, steps ...opStep) *opPlan {
 			kind |= opRegion
 		case transferLeader:
 			kind |= opLeader
+		case splitRegion:
+			kind |= opSplit
 		}
 	}
-	return &opPlan{desc: desc, kind: kind, steps: steps}
+	return &opPlan{desc: desc, kind: kind, steps: steps, priority: kind.priority()}
 }
 
 // checkEnv is what one check sees: the stores, and their peer counts
@@ -50,6 +59,9 @@ type checkEnv struct {
 	// allocPeerID returns a new peer id; it is called only for a plan that
 	// adds a peer.
 	allocPeerID func() (uint64, error)
+	// moves is balance-region's memory of the stores regions left; nil for
+	// none.
+	moves *moveHistory
 }
 
 func (e *checkEnv) peerCount(store uint64) int {
@@ -160,16 +172,27 @@ func (c replicaChecker) removeExtra(r *regionInfo, env *checkEnv) *opPlan {
 
 // selectTarget returns the store for a new peer of r: Serving, heard from
 // recently, holding no peer of r, with the fewest peers (PD prefers the
-// lowest region score), ties to the lowest id; 0 if there is none.
+// lowest region score), ties to the lowest id; 0 if there is none. A store
+// balance-region has just moved r off is taken only if no other store can
+// be, so that a repair does not undo a balance move.
 func selectTarget(r *regionInfo, env *checkEnv) uint64 {
-	var best uint64
+	var best, fallback uint64
 	for id, s := range env.view.stores {
 		if !s.canTakePeer(env.view.now) || r.storePeer(id) != nil {
+			continue
+		}
+		if env.moves.recentlyLeft(r.meta.GetId(), id, env.view.now) {
+			if fallback == 0 || better(env.peerCount(id), env.peerCount(fallback), id, fallback) {
+				fallback = id
+			}
 			continue
 		}
 		if best == 0 || better(env.peerCount(id), env.peerCount(best), id, best) {
 			best = id
 		}
+	}
+	if best == 0 {
+		return fallback
 	}
 	return best
 }

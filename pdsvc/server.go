@@ -80,10 +80,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.tso.run(runCtx, func(err error) { s.log.Warn("extend tso window", "err", err) })
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.co.run(runCtx, cfg.ScheduleRounds)
 	}()
 	s.ready.Store(true)
 	s.log.Info("pd server ready", "name", cfg.Name, "cluster-id", s.clusterID, "client-urls", cfg.AdvertiseClientURLs)
@@ -161,6 +165,9 @@ func (s *Server) loadState(ctx context.Context) error {
 		return err
 	}
 	s.co = newCoordinator(s)
+	if err := s.co.schedulers.load(ctx); err != nil {
+		return err
+	}
 	s.gc = &gcSafePoints{storage: s.storage}
 	s.rm = &resourceManager{client: s.client}
 	return s.rm.ensureDefaultGroup(ctx)

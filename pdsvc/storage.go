@@ -24,6 +24,7 @@ import (
 //	/pd/<id>/external_timestamp               decimal external timestamp
 //	/pd/<id>/gc/safe_point                    hex cluster GC safe point
 //	/pd/<id>/gc/safe_point/service/<service>  JSON serviceSafePoint
+//	/pd/<id>/schedulers/removed               JSON list of the removed schedulers' names
 //	/global/config/<name>                     global config items
 //	resource_group/settings/<name>            resource_manager.ResourceGroup
 //	resource_group/controller                 JSON controller config
@@ -54,6 +55,7 @@ func (s *storage) timestampKey() string           { return s.root + "/timestamp"
 func (s *storage) externalTimestampKey() string   { return s.root + "/external_timestamp" }
 func (s *storage) gcSafePointKey() string         { return s.root + "/gc/safe_point" }
 func (s *storage) serviceSafePointPrefix() string { return s.root + "/gc/safe_point/service/" }
+func (s *storage) disabledSchedulersKey() string  { return s.root + "/schedulers/removed" }
 
 func (s *storage) serviceSafePointKey(service string) string {
 	return path.Join(s.serviceSafePointPrefix(), service)
