@@ -193,8 +193,11 @@ func (s *Store) maybeCreatePeer(msg *raft_serverpb.RaftMessage) bool {
 	}
 	if other := s.overlap(&metapb.Region{Id: regionID, StartKey: msg.GetStartKey(), EndKey: msg.GetEndKey()}); other != nil {
 		// Most likely a split this store has not applied yet: it will
-		// create the peer then.
+		// create the peer then, and hand it the votes kept meanwhile.
 		s.log.Debug("no peer for a message overlapping a live region", "region-id", regionID, "overlaps", other.GetId())
+		if isVoteMsg(msg.GetMessage()) && other.GetRegionEpoch().GetVersion() < msg.GetRegionEpoch().GetVersion() {
+			s.keepPendingVote(msg)
+		}
 		return false
 	}
 	region := &metapb.Region{Id: regionID, RegionEpoch: &metapb.RegionEpoch{}}

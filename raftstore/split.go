@@ -200,12 +200,50 @@ func (p *peer) onSplit(res *splitResult) {
 		routed = append(routed, n.p.regionID())
 	}
 	s.mu.Unlock()
+	for _, id := range routed {
+		for _, vote := range s.takePendingVotes(id) {
+			s.sendPeer(id, peerMsg{kind: msgRaft, raft: vote})
+		}
+	}
 	if p.isLeader() {
 		for _, id := range routed {
 			s.sendPeer(id, peerMsg{kind: msgCampaign})
 		}
 	}
 	p.log.Info("region split", "region", res.derived, "new-regions", len(routed))
+}
+
+// Bounds of the votes kept for regions a split here has not created yet.
+const (
+	pendingVotesPerRegion = 2
+	pendingVoteRegions    = 1024
+)
+
+// keepPendingVote keeps a vote for a region that a split this store has
+// not applied yet will create (TiKV's pending votes): the new region's
+// leader campaigns as soon as it applied the split, usually before the
+// followers did, and without the vote replayed they would wait an election
+// timeout to elect anyone.
+func (s *Store) keepPendingVote(msg *raft_serverpb.RaftMessage) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	votes, ok := s.pendingVotes[msg.GetRegionId()]
+	if !ok && len(s.pendingVotes) >= pendingVoteRegions {
+		return
+	}
+	if len(votes) >= pendingVotesPerRegion {
+		votes = votes[1:]
+	}
+	s.pendingVotes[msg.GetRegionId()] = append(votes, msg)
+}
+
+// takePendingVotes returns and forgets the votes kept for a region.
+func (s *Store) takePendingVotes(regionID uint64) []*raft_serverpb.RaftMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	votes := s.pendingVotes[regionID]
+	delete(s.pendingVotes, regionID)
+	return votes
 }
 
 // newSplitPeer makes this store's peer and applier of a region a split

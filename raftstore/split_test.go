@@ -151,3 +151,34 @@ func TestSplitUnreliable3B(t *testing.T) {
 func TestSplitConfChangeSnapshotUnreliableRecoverConcurrentPartition3B(t *testing.T) {
 	runGeneric(t, genericOpts{clients: 5, unreliable: true, crash: true, partitions: true, maxRaftLog: 100, confChange: true, split: true})
 }
+
+// TestSplitRegionsElectAtOnce: the new regions of a split get their leader
+// from the parent leader's campaign, well before any election timeout,
+// although the followers apply the split after the campaign's votes reach
+// them (they keep the votes and replay them once the split created the
+// peers).
+func TestSplitRegionsElectAtOnce(t *testing.T) {
+	const electionTicks = 100 // 1 s to 2 s of election timeout
+	c := newCluster(t, 3, nil, nil, func(cfg *Config) { cfg.ElectionTicks, cfg.LeaseTicks = electionTicks, electionTicks-1 })
+	c.mustPut("a", "1")
+	c.mustPut("x", "2")
+	leader := c.leader()
+	for round, key := range []string{"m", "f", "t"} {
+		region := c.stores[leader].RegionForKey([]byte(key))
+		h := regionHeader(region, leader)
+		h.Peer = peerOnStore(region, leader)
+		began := time.Now()
+		regions, err := c.stores[leader].SplitRegion(context.Background(), h, [][]byte{[]byte(key)})
+		require.NoError(t, err)
+		left := regions[0].GetId()
+		elected := false
+		for deadline := began.Add(electionTicks * testTick * 7 / 10); time.Now().Before(deadline) && !elected; time.Sleep(testTick) {
+			for _, id := range c.ids {
+				if st, ok := c.stores[id].Status(context.Background(), left); ok && st.Leader {
+					elected = true
+				}
+			}
+		}
+		require.True(t, elected, "split %d: region %d has no leader within 0.7 of the shortest election timeout", round, left)
+	}
+}

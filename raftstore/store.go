@@ -40,8 +40,11 @@ type Store struct {
 	peers    map[uint64]*peerBox
 	appliers map[uint64]*applyBox
 	// ranges holds the ranges of the initialized regions routed.
-	ranges  regionRanges
-	stopped bool
+	ranges regionRanges
+	// pendingVotes keeps votes for regions a split here has not created
+	// yet (see keepPendingVote).
+	pendingVotes map[uint64][]*raft_serverpb.RaftMessage
+	stopped      bool
 	// ctx ends when the store closes, for background work that waits on
 	// others (PD).
 	ctx    context.Context
@@ -127,12 +130,14 @@ func Start(c Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		cfg:        cfg,
-		log:        cfg.Logger.With("store-id", cfg.StoreID),
-		peers:      make(map[uint64]*peerBox),
-		appliers:   make(map[uint64]*applyBox),
-		stopTicker: make(chan struct{}),
-		tickerDone: make(chan struct{}),
+		cfg:      cfg,
+		log:      cfg.Logger.With("store-id", cfg.StoreID),
+		peers:    make(map[uint64]*peerBox),
+		appliers: make(map[uint64]*applyBox),
+
+		pendingVotes: make(map[uint64][]*raft_serverpb.RaftMessage),
+		stopTicker:   make(chan struct{}),
+		tickerDone:   make(chan struct{}),
 
 		snapshotSlots: make(chan struct{}, cfg.SnapshotWorkers),
 		logGC:         make(chan logGCTask, logGCQueue),
