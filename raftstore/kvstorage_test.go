@@ -3,7 +3,6 @@ package raftstore
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -98,13 +97,7 @@ func TestStorageSeamRegionErrors(t *testing.T) {
 // TestStorageSeamNeedsRankedLocks: the seam refuses a KV engine that does
 // not rank its locks, as NextLockByStartTS needs them ranked.
 func TestStorageSeamNeedsRankedLocks(t *testing.T) {
-	dir := t.TempDir()
-	kv, err := engine.Open(filepath.Join(dir, "kv"), engine.Options{InMemory: true})
-	require.NoError(t, err)
-	defer kv.Close()
-	raftDB, err := engine.Open(filepath.Join(dir, "raft"), engine.Options{InMemory: true})
-	require.NoError(t, err)
-	defer raftDB.Close()
+	kv, raftDB := openTestEngine(t, "kv"), openTestEngine(t, "raft")
 	s, err := Start(Config{StoreID: 1, KV: kv, Raft: raftDB, Transport: nopTransport{}})
 	require.NoError(t, err)
 	defer s.Close()

@@ -2,7 +2,6 @@ package raftstore
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -114,13 +113,7 @@ func TestLeaderRegions(t *testing.T) {
 // TestClearBootstrappedRegion: a store that lost the bootstrap race
 // removes the region it prepared and starts with none.
 func TestClearBootstrappedRegion(t *testing.T) {
-	dir := t.TempDir()
-	kv, err := engine.Open(filepath.Join(dir, "kv"), engine.Options{InMemory: true})
-	require.NoError(t, err)
-	defer kv.Close()
-	raftDB, err := engine.Open(filepath.Join(dir, "raft"), engine.Options{InMemory: true})
-	require.NoError(t, err)
-	defer raftDB.Close()
+	kv, raftDB := openTestEngine(t, "kv"), openTestEngine(t, "raft")
 	region := &metapb.Region{Id: 7, RegionEpoch: &metapb.RegionEpoch{Version: 1, ConfVer: 1}, Peers: []*metapb.Peer{{Id: 8, StoreId: 1}}}
 	require.NoError(t, BootstrapRegion(kv, raftDB, region))
 	regions, err := LocalRegions(kv)
