@@ -190,6 +190,11 @@ func (p *prewriter) checkMutation(r *Reader, m *kvrpcpb.Mutation, action kvrpcpb
 		// A key is asserted once per transaction: a later flush of it may
 		// carry an assertion made after the earlier flush changed it.
 		if err := p.checkAssertion(r, encoded, m, newest); err != nil {
+			if errors.Is(err, ErrAssertionFailed) && !newest.read {
+				if conflict := p.madeUpConstraintCheck(r, encoded, m, action); conflict != nil {
+					return conflict
+				}
+			}
 			return err
 		}
 	}
@@ -366,6 +371,33 @@ func (p *prewriter) checkAssertion(r *Reader, encoded []byte, m *kvrpcpb.Mutatio
 		return errAssertionFailed(p.startTS(), m.GetKey(), assertion, 0, 0)
 	case assertion == kvrpcpb.Assertion_NotExist && exists:
 		return errAssertionFailed(p.startTS(), m.GetKey(), assertion, data.StartTS, commitTS)
+	}
+	return nil
+}
+
+// madeUpConstraintCheck runs, for a key whose assertion failed and whose
+// constraint check was skipped (a pessimistic transaction's key), the
+// check TiKV makes up there: the assertion may have failed because another
+// transaction wrote the key after this one read it, or this one was rolled
+// back, and that is the error to answer — a retryable conflict, not the
+// data-corruption alarm an assertion failure raises in TiDB. A newer
+// version than for_update_ts means the pessimistic lock was lost
+// (PessimisticLockNotFound); with DoConstraintCheck, or in an optimistic
+// transaction, a version newer than start_ts is a write conflict.
+func (p *prewriter) madeUpConstraintCheck(r *Reader, encoded []byte, m *kvrpcpb.Mutation, action kvrpcpb.PrewriteRequest_PessimisticAction) error {
+	commitTS, latest, err := latestWrite(r, encoded)
+	if err != nil || latest == nil {
+		return err
+	}
+	if !p.isPessimistic() || action == kvrpcpb.PrewriteRequest_DO_CONSTRAINT_CHECK {
+		return p.checkConflict(m.GetKey(), commitTS, latest)
+	}
+	if commitTS == p.startTS() && (latest.Type == WriteTypeRollback || latest.HasOverlappedRollback) {
+		return errWriteConflict(p.startTS(), latest.StartTS, commitTS, m.GetKey(), p.req.GetPrimaryLock(), kvrpcpb.WriteConflict_SelfRolledBack)
+	}
+	if commitTS > p.req.GetForUpdateTs() {
+		return errAbort(ErrPessimisticLockNotFound, "start_ts %d key %q: a version committed at %d, after for_update_ts %d",
+			p.startTS(), m.GetKey(), commitTS, p.req.GetForUpdateTs())
 	}
 	return nil
 }
