@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/pingcap/kvproto/pkg/metapb"
 	"github.com/pingcap/kvproto/pkg/pdpb"
@@ -18,7 +19,8 @@ func (p *pdService) RegionHeartbeat(stream pdpb.PD_RegionHeartbeatServer) error 
 	if err := p.s.checkReady(); err != nil {
 		return err
 	}
-	hs := &hbStream{stream: stream}
+	hs := newHBStream(stream)
+	defer hs.close()
 	defer p.s.co.streams.unbind(hs)
 	for {
 		req, err := stream.Recv()
@@ -32,10 +34,10 @@ func (p *pdService) RegionHeartbeat(stream pdpb.PD_RegionHeartbeatServer) error 
 			return err
 		}
 		if !p.s.cluster.isBootstrapped() {
-			return hs.send(&pdpb.RegionHeartbeatResponse{Header: p.s.notBootstrappedHeader()})
+			return hs.reply(&pdpb.RegionHeartbeatResponse{Header: p.s.notBootstrappedHeader()})
 		}
 		if err := p.handleRegionHeartbeat(stream.Context(), hs, req); err != nil {
-			if sendErr := hs.send(p.heartbeatError(req, err)); sendErr != nil {
+			if sendErr := hs.reply(p.heartbeatError(req, err)); sendErr != nil {
 				return sendErr
 			}
 		}
@@ -327,6 +329,8 @@ func (p *pdService) ScatterRegion(ctx context.Context, req *pdpb.ScatterRegionRe
 	if h, err := p.clusterRequest(req.GetHeader()); h != nil || err != nil {
 		return &pdpb.ScatterRegionResponse{Header: h}, err
 	}
+	ctx, cancel := answerInTime(ctx)
+	defer cancel()
 	if len(req.GetRegionsId()) > 0 {
 		pct, err := p.s.co.scatterRegions(ctx, req.GetRegionsId(), req.GetGroup(), int(req.GetRetryLimit()), req.GetSkipStoreLimit())
 		if err != nil {
@@ -358,8 +362,23 @@ func (p *pdService) SplitRegions(ctx context.Context, req *pdpb.SplitRegionsRequ
 	if h, err := p.clusterRequest(req.GetHeader()); h != nil || err != nil {
 		return &pdpb.SplitRegionsResponse{Header: h}, err
 	}
+	ctx, cancel := answerInTime(ctx)
+	defer cancel()
 	pct, ids := p.s.co.splitRegions(ctx, req.GetSplitKeys(), int(req.GetRetryLimit()))
 	return &pdpb.SplitRegionsResponse{Header: p.s.header(), FinishedPercentage: pct, RegionsId: ids}, nil
+}
+
+// answerInTime returns a context that ends somewhat before ctx's deadline,
+// so that a handler that waits for the cluster (splits, scatters) stops in
+// time to answer what finished, rather than the client seeing only
+// DeadlineExceeded.
+func answerInTime(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	margin := max(100*time.Millisecond, time.Until(deadline)/10)
+	return context.WithDeadline(ctx, deadline.Add(-margin))
 }
 
 // SplitAndScatterRegions splits as SplitRegions does, then scatters the
@@ -369,6 +388,8 @@ func (p *pdService) SplitAndScatterRegions(ctx context.Context, req *pdpb.SplitA
 	if h, err := p.clusterRequest(req.GetHeader()); h != nil || err != nil {
 		return &pdpb.SplitAndScatterRegionsResponse{Header: h}, err
 	}
+	ctx, cancel := answerInTime(ctx)
+	defer cancel()
 	splitPct, ids := p.s.co.splitRegions(ctx, req.GetSplitKeys(), int(req.GetRetryLimit()))
 	resp := &pdpb.SplitAndScatterRegionsResponse{Header: p.s.header(), RegionsId: ids, SplitFinishedPercentage: splitPct}
 	if len(ids) == 0 {

@@ -654,52 +654,6 @@ func (p *peer) persist(rd *raft.Ready, wb *engine.WriteBatch) {
 	}
 }
 
-// sendsBeforePersist reports whether a Ready's messages may leave before
-// its log write: a leader's may, at a term and vote already durable, so
-// that followers write the entries while the leader does (Raft thesis
-// §10.2.1). It is safe because the leader acknowledges nothing it has not
-// persisted: commitment counts the followers' acknowledgements, which
-// arrive in a later round, after this round's write, and entries are
-// applied only after the write that holds them. Anything else (votes,
-// acknowledgements of appends) must wait for the write.
-func (p *peer) sendsBeforePersist(rd *raft.Ready) bool {
-	if len(rd.Messages) == 0 || rd.Snapshot != nil || !p.isLeader() {
-		return false
-	}
-	if rd.SoftState != nil && rd.SoftState.RaftState != raft.StateLeader {
-		return false
-	}
-	durable := p.ps.raftState.GetHardState()
-	return raft.IsEmptyHardState(rd.HardState) ||
-		(rd.HardState.Term == durable.GetTerm() && rd.HardState.Vote == durable.GetVote())
-}
-
-// dispatchDurable hands the applier, before the round's log write, the
-// committed entries this peer's log already holds durably (written in an
-// earlier round, and not replaced by the entries this Ready appends), and
-// returns the rest, which must wait for the write: an entry is applied
-// only once it is in this peer's log on disk, so that the apply state never
-// runs ahead of the log after a crash.
-func (p *peer) dispatchDurable(rd *raft.Ready) []*eraftpb.Entry {
-	if rd.Snapshot != nil {
-		return rd.CommittedEntries
-	}
-	durable := p.ps.lastIndex()
-	if len(rd.Entries) > 0 {
-		// Entries this Ready appends replace what the log holds from
-		// their first index on: only what precedes them is durable.
-		durable = min(durable, rd.Entries[0].Index-1)
-	}
-	n := 0
-	for n < len(rd.CommittedEntries) && rd.CommittedEntries[n].Index <= durable {
-		n++
-	}
-	if n > 0 {
-		p.dispatch(rd.CommittedEntries[:n])
-	}
-	return rd.CommittedEntries[n:]
-}
-
 // afterPersist finishes a Ready once its state is durable: send the
 // messages, hand committed entries to the applier, note read indexes, and
 // advance.

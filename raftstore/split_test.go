@@ -158,7 +158,7 @@ func TestSplitConfChangeSnapshotUnreliableRecoverConcurrentPartition3B(t *testin
 // them (they keep the votes and replay them once the split created the
 // peers).
 func TestSplitRegionsElectAtOnce(t *testing.T) {
-	const electionTicks = 100 // 1 s to 2 s of election timeout
+	const electionTicks = 200 // 2 s to 4 s of election timeout
 	c := newCluster(t, 3, nil, nil, func(cfg *Config) { cfg.ElectionTicks, cfg.LeaseTicks = electionTicks, electionTicks-1 })
 	c.mustPut("a", "1")
 	c.mustPut("x", "2")

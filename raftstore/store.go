@@ -518,11 +518,6 @@ func (s *Store) peerRound(batch []delivery[*peer, peerMsg]) {
 		}
 		p.startReadRound()
 		if rd, ok := p.nextReady(); ok {
-			if p.sendsBeforePersist(&rd) {
-				p.send(rd.Messages)
-				rd.Messages = nil
-			}
-			rd.CommittedEntries = p.dispatchDurable(&rd)
 			p.persist(&rd, wb)
 			readies = append(readies, readyPeer{p: p, rd: rd})
 		}
